@@ -1,0 +1,237 @@
+"""KeyClient: add a provider key, and decrypt one for a single use, by combining both servers.
+
+Add:  normalize and check the key; make a DEK, split it into share_a and
+      share_b, encrypt the padded key; WrapShare(share_b) on the secret
+      server; PutKey(ciphertext, share_a, wrap_b) on the keystore. The DEK and
+      the plaintext never leave this process.
+Use:  FetchKey on the keystore with a fresh X25519 reply key; check the
+      returned context; UnwrapShare on the secret server with the grant; open
+      both sealed shares, XOR them and decrypt. One request id goes to both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+import nacl.exceptions
+import nacl.public
+
+from client.channels import ServerChannel
+from client.providers.formats import check_key_format, parse_model
+from client.providers.normalize import normalize_pasted_key
+from client.retry import call_with_retry
+from splitkey import record
+from splitkey.config import ClientConfig, load_client_config
+from splitkey.context import Context, PLATFORM_WORKSPACE, validate_workspace
+from splitkey.errors import ConfigError, IntegrityError
+from splitkey.hardening import disable_core_dumps
+from splitkey.secret import SecretKey, constant_time_equal, mask_key
+from splitkey.v1 import keystore_pb2, keystore_pb2_grpc, secret_pb2, secret_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AddedKey:
+    record_id: str
+    provider: str
+    masked_key: str
+    kek_a_version: int
+    kek_b_version: int
+    replaced_record_id: str
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class KeyClient:
+    """The splitkey client library. Thread-safe; share one instance per process."""
+
+    def __init__(self, config: ClientConfig, *, harden: bool = True):
+        if harden:
+            disable_core_dumps()
+        self.config = config
+        self._keystore = (
+            ServerChannel("keystore", config.keystore, keystore_pb2_grpc.KeystoreStub,
+                          expiry_warning_days=config.cert_expiry_warning_days)
+            if config.keystore else None
+        )
+        self._secret = (
+            ServerChannel("secret server", config.secret, secret_pb2_grpc.SecretServerStub,
+                          expiry_warning_days=config.cert_expiry_warning_days)
+            if config.secret else None
+        )
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike, **kwargs) -> "KeyClient":
+        return cls(load_client_config(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<KeyClient trust_domain={self.config.trust_domain!r}>"
+
+    def close(self) -> None:
+        for channel in (self._keystore, self._secret):
+            if channel is not None:
+                channel.close()
+
+    def __enter__(self) -> "KeyClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _require(self, channel: ServerChannel | None, table: str) -> ServerChannel:
+        if channel is None:
+            raise ConfigError(f"this client configuration has no [{table}] table; it cannot reach that server")
+        return channel
+
+    def _call(self, channel: ServerChannel, method: str, request):
+        timeout = self.config.rpc_timeout_s
+        return call_with_retry(
+            lambda: getattr(channel.stub, method)(request, timeout=timeout),
+            server=channel.name,
+            policy=self.config.retry,
+        )
+
+    # -- add ---------------------------------------------------------------
+
+    def add_key(self, workspace: str, provider: str, api_key: str | SecretKey) -> AddedKey:
+        """Normalize, check, split and store a provider key; return its new record's metadata.
+
+        Replacing a provider's key makes a new record; the old one is marked replaced.
+        """
+        keystore = self._require(self._keystore, "keystore")
+        secret = self._require(self._secret, "secret")
+        validate_workspace(workspace)
+        provider, _model = parse_model(provider)
+        text = api_key.reveal() if isinstance(api_key, SecretKey) else api_key
+        key = normalize_pasted_key(text)
+        check_key_format(provider, key)
+
+        context = Context(
+            deployment=self.config.trust_domain, workspace=workspace, provider=provider, record_id=os.urandom(16).hex()
+        )
+        dek = os.urandom(record.DEK_BYTES)
+        ciphertext = record.seal_content(dek, key.encode("ascii"), context)
+        share_a, share_b = record.split_dek(dek)
+        del dek
+
+        # Each RPC carries its own request id; a retried PutKey repeats its id
+        # and content exactly, so the keystore applies it once.
+        wrapped = self._call(
+            secret, "WrapShare",
+            secret_pb2.WrapShareRequest(request_id=_new_request_id(), context=context.to_proto(), share_b=share_b),
+        )
+        del share_b
+        reply = self._call(
+            keystore, "PutKey",
+            keystore_pb2.PutKeyRequest(
+                request_id=_new_request_id(),
+                context=context.to_proto(),
+                ciphertext=ciphertext,
+                share_a=share_a,
+                wrap_b=wrapped.wrap_b,
+                key_hint=mask_key(key),
+            ),
+        )
+        del share_a
+        _logger.info("added %s key %s to workspace %s as record %s", provider, mask_key(key), workspace, reply.record_id)
+        return AddedKey(
+            record_id=reply.record_id,
+            provider=provider,
+            masked_key=mask_key(key),
+            kek_a_version=reply.kek_a_version,
+            kek_b_version=reply.kek_b_version,
+            replaced_record_id=reply.replaced_record_id,
+        )
+
+    def list_keys(self, workspace: str) -> list[keystore_pb2.KeyInfo]:
+        keystore = self._require(self._keystore, "keystore")
+        validate_workspace(workspace)
+        return list(self._call(keystore, "ListKeys", keystore_pb2.ListKeysRequest(workspace=workspace)).keys)
+
+    # -- use ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def use_key(self, workspace: str, model: str) -> Iterator[SecretKey]:
+        """Decrypt the key for one provider call and yield it; it is dropped on exit.
+
+        `model` is a provider ("openai") or a model name ("openai/gpt-4o").
+        """
+        key = self.decrypt(workspace, model)
+        try:
+            yield key
+        finally:
+            del key
+
+    def decrypt(self, workspace: str, model: str) -> SecretKey:
+        """Fetch, unwrap and decrypt one key. Prefer `use_key`, which bounds its lifetime."""
+        keystore = self._require(self._keystore, "keystore")
+        secret = self._require(self._secret, "secret")
+        validate_workspace(workspace)
+        provider, _model = parse_model(model)
+        request_id = _new_request_id()
+        reply_private = nacl.public.PrivateKey.generate()
+        reply_public = bytes(reply_private.public_key)
+
+        fetched = self._call(
+            keystore, "FetchKey",
+            keystore_pb2.FetchKeyRequest(request_id=request_id, workspace=workspace, model=model, reply_key=reply_public),
+        )
+        context = self._check_context(fetched, workspace=workspace, provider=provider, request_id=request_id,
+                                      reply_key=reply_public)
+        unwrapped = self._call(
+            secret, "UnwrapShare",
+            secret_pb2.UnwrapShareRequest(
+                request_id=request_id,
+                context=fetched.context,
+                wrap_b=fetched.wrap_b,
+                grant=fetched.grant,
+                reply_key=reply_public,
+            ),
+        )
+        opener = nacl.public.SealedBox(reply_private)
+        try:
+            share_a = opener.decrypt(fetched.sealed_share_a)
+            share_b = opener.decrypt(unwrapped.sealed_share_b)
+        except nacl.exceptions.CryptoError:
+            raise IntegrityError() from None
+        dek = record.combine_shares(share_a, share_b)
+        del share_a, share_b
+        plaintext = record.open_content(dek, fetched.ciphertext, context)
+        del dek
+        try:
+            text = plaintext.decode("ascii")
+        except UnicodeDecodeError:
+            raise IntegrityError() from None
+        return SecretKey(text, provider=context.provider, record_id=context.record_id)
+
+    def _check_context(self, fetched, *, workspace: str, provider: str, request_id: str, reply_key: bytes) -> Context:
+        """Refuse a keystore reply for another deployment, workspace, provider, request or reply key."""
+        try:
+            context = Context.from_proto(fetched.context)
+        except Exception:  # noqa: BLE001 - any malformed context is an integrity failure
+            raise IntegrityError() from None
+        expected_workspaces = {workspace, PLATFORM_WORKSPACE}
+        expected_providers = {provider, "openrouter"}
+        checks = (
+            context.deployment == self.config.trust_domain,
+            context.workspace in expected_workspaces,
+            context.provider in expected_providers,
+            constant_time_equal(fetched.grant.request_id, request_id),
+            constant_time_equal(fetched.grant.reply_key, reply_key),
+            constant_time_equal(fetched.grant.context_hash, context.digest()),
+        )
+        if not all(checks):
+            _logger.error(
+                "keystore answered request %s for workspace %s/%s with record %s of workspace %s/%s; refusing it",
+                request_id, workspace, provider, context.record_id, context.workspace, context.provider,
+            )
+            raise IntegrityError()
+        return context

@@ -1,0 +1,49 @@
+"""`splitkey keystore serve`: load the configuration, unseal KEK-A, serve until a signal."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from keystore_server.policy import ALLOW
+from keystore_server.servicer import KeystoreServicer
+from keystore_server.store import KeystoreStore
+from splitkey.config import load_keystore_config
+from splitkey.hardening import disable_core_dumps
+from splitkey.kek import load_keyring
+from splitkey.keyfiles import load_signing_key
+from splitkey.logsetup import configure_logging
+from splitkey.rpc.guard import Guard
+from splitkey.rpc.server import start_server, wait_for_signal
+from splitkey.v1 import keystore_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+
+
+def serve(config_path: str) -> int:
+    config = load_keystore_config(config_path)
+    configure_logging(config.log_file)
+    disable_core_dumps()
+    keyring = load_keyring(config.kek_a.keyring, config.kek_a.passphrase.read())
+    store = KeystoreStore(config.database, config.limits.sqlite_busy_timeout_s)
+    servicer = KeystoreServicer(
+        deployment=config.trust_domain,
+        store=store,
+        keyring=keyring,
+        signing_key=load_signing_key(config.grant_signing_key),
+    )
+
+    def register(server: grpc.Server) -> list[str]:
+        keystore_pb2_grpc.add_KeystoreServicer_to_server(servicer, server)
+        return ["splitkey.v1.Keystore"]
+
+    guard = Guard(config.trust_domain, ALLOW)
+    running = start_server(listen=config.listen, tls=config.tls, limits=config.limits, guard=guard, register=register)
+    _logger.info(
+        "keystore serving on port %d (KEK-A version %d active, database %s)",
+        running.port, keyring.active_version, config.database,
+    )
+    print(f"keystore ready on port {running.port}", flush=True)
+    wait_for_signal(running, on_stop=store.db.close)
+    return 0

@@ -1,0 +1,79 @@
+"""Secret-server RPC handlers: WrapShare and UnwrapShare."""
+
+from __future__ import annotations
+
+import logging
+
+import nacl.public
+import nacl.signing
+
+from splitkey import validation as validate
+from secret_server.replay import ReplayGuard
+from secret_server.store import SecretStore
+from splitkey import record
+from splitkey.errors import IntegrityError, InvalidInputError, PreconditionError
+from splitkey.grant import check_grant
+from splitkey.rpc.guard import current_identity
+from splitkey.v1 import secret_pb2, secret_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+
+
+class SecretServicer(secret_pb2_grpc.SecretServerServicer):
+    def __init__(self, *, deployment: str, store: SecretStore, keyring, verify_key: nacl.signing.VerifyKey):
+        self._deployment = deployment
+        self._store = store
+        self._keyring = keyring
+        self._verify_key = verify_key
+        self._replay = ReplayGuard()
+
+    def WrapShare(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
+        key_context = validate.context_of(request, self._deployment)
+        validate.may_write_workspace(identity, key_context.workspace)
+        if len(request.share_b) != record.SHARE_BYTES:
+            raise InvalidInputError(f"share_b must be exactly {record.SHARE_BYTES} bytes, got {len(request.share_b)}")
+        if self._store.is_tombstoned(key_context.record_id):
+            raise PreconditionError(f"record {key_context.record_id} was replaced or removed; use a new record_id")
+        version = self._keyring.active_version
+        wrap_b = record.wrap_share(self._keyring.key(version), version, request.share_b, key_context, "share-b")
+        _logger.info(
+            "wrapped share_b for record %s (workspace %s) under KEK-B version %d for %s",
+            key_context.record_id, key_context.workspace, version, identity.uri,
+        )
+        return secret_pb2.WrapShareResponse(wrap_b=wrap_b, kek_b_version=version)
+
+    def UnwrapShare(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
+        key_context = validate.context_of(request, self._deployment)
+        reply_key = validate.reply_key(request.reply_key)
+        version = record.wrap_version(request.wrap_b)
+        if not request.HasField("grant"):
+            raise InvalidInputError("grant is missing; pass the grant returned by Keystore.FetchKey")
+        check_grant(
+            self._verify_key,
+            request.grant,
+            caller_identity=identity.uri,
+            request_id=request.request_id,
+            context_hash=key_context.digest(),
+            wrap_b=request.wrap_b,
+            reply_key=reply_key,
+        )
+        if self._store.is_tombstoned(key_context.record_id):
+            raise PreconditionError(f"record {key_context.record_id} was replaced or removed and cannot be used")
+        kek = self._keyring.key(version)
+        self._replay.claim(request.request_id, request.grant.signature)
+        try:
+            share_b = record.unwrap_share(kek, request.wrap_b, key_context, "share-b")
+        except IntegrityError:
+            _logger.error("wrap_b failed authentication for record %s, request %s", key_context.record_id, request.request_id)
+            raise
+        sealed = nacl.public.SealedBox(nacl.public.PublicKey(reply_key)).encrypt(share_b)
+        del share_b
+        _logger.info(
+            "released share_b of record %s (workspace %s) to %s, request %s",
+            key_context.record_id, key_context.workspace, identity.uri, request.request_id,
+        )
+        return secret_pb2.UnwrapShareResponse(sealed_share_b=sealed)
