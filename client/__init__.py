@@ -1,1 +1,14 @@
-"""The splitkey client library: what workers, the settings backend and operators import."""
+"""The splitkey client library: what workers, the settings backend and operators import.
+
+    from client import KeyClient
+
+    with KeyClient.from_config("client-worker.toml") as keys:
+        with keys.use_key("ws-0001", "openai/gpt-4o") as api_key:
+            call_provider(api_key.reveal())
+
+Errors are subclasses of `splitkey.errors.SplitkeyError`.
+"""
+
+from client.key_client import AddedKey, KeyClient
+
+__all__ = ["AddedKey", "KeyClient"]
