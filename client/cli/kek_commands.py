@@ -36,13 +36,13 @@ def register_init_kek(subparsers, purpose: str) -> None:
             f"{server} host itself: the KEK must never be created elsewhere or copied."
         ),
     )
-    parser.add_argument("--keyring", required=True, type=Path, metavar="PATH", help="keyring file to create; must not exist")
+    parser.add_argument("--keyring", required=True, type=Path, metavar="PATH", help="keyring file to create, which must not exist yet")
     parser.add_argument(
         "--trust-domain", required=True, metavar="TD", help="trust domain (deployment id) the KEK is bound to"
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--passphrase-file", type=Path, metavar="FILE", help="file containing the passphrase; one trailing newline is ignored"
+        "--passphrase-file", type=Path, metavar="FILE", help="file containing the passphrase (one trailing newline is ignored)"
     )
     source.add_argument("--passphrase-env", metavar="VAR", help="environment variable containing the passphrase")
     parser.set_defaults(func=run_init_kek, kek_purpose=purpose)

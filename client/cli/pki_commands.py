@@ -36,7 +36,7 @@ def register(subparsers) -> None:
             "split on one machine."
         ),
     )
-    init.add_argument("directory", metavar="DIR", type=Path, help="folder to create; must be empty unless --force")
+    init.add_argument("directory", metavar="DIR", type=Path, help="folder to create, which must be empty unless --force is given")
     init.add_argument(
         "--trust-domain", default="splitkey.test", help="SPIFFE trust domain and deployment id (default: %(default)s)"
     )
@@ -44,13 +44,13 @@ def register(subparsers) -> None:
         "--keystore-address",
         default="127.0.0.1:0",
         metavar="HOST:PORT",
-        help="keystore listen address; port 0 picks a free port now (default: %(default)s)",
+        help="keystore listen address, where port 0 picks a free port now (default: %(default)s)",
     )
     init.add_argument(
         "--secret-address",
         default="127.0.0.1:0",
         metavar="HOST:PORT",
-        help="secret server listen address; port 0 picks a free port now (default: %(default)s)",
+        help="secret server listen address, where port 0 picks a free port now (default: %(default)s)",
     )
     init.add_argument(
         "--client-days", type=int, default=30, metavar="N", help="validity of client certificates in days (default: %(default)s)"

@@ -34,7 +34,6 @@ from splitkey.pki.certs import (
     issue_leaf,
     load_certified_key,
     new_ca,
-    write_certificate,
     write_certified_key,
 )
 from splitkey.pki.files import PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, make_private_directory, write_atomically
