@@ -62,7 +62,10 @@ def call_with_retry(call: Callable[[], T], *, server: str, policy: RetryPolicy, 
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.max_attempts) | tenacity.stop_after_delay(policy.total_timeout_s),
-        wait=tenacity.wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s),
+        # Waits of initial·2^n plus up to `initial` of jitter, capped at max_backoff_s.
+        wait=tenacity.wait_exponential_jitter(
+            multiplier=policy.initial_backoff_s, jitter=policy.initial_backoff_s, max=policy.max_backoff_s
+        ),
         retry=tenacity.retry_if_exception(_is_retryable),
         before_sleep=lambda state: _logger.warning(
             "%s call failed (attempt %d): %s; retrying in %.2f s",
