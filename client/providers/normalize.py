@@ -65,13 +65,17 @@ def _strip_surrounding(text: str) -> str:
     return text[start:end]
 
 
-def describe_code_point(char: str) -> str:
-    """Return a code point as ``U+XXXX (NAME)`` for error messages."""
+def _character_name(char: str) -> str:
     name = unicodedata.name(char, "")
     if not name:
         category = unicodedata.category(char)
-        name = "control character" if category == "Cc" else f"category {category}"
-    return f"U+{ord(char):04X} ({name})"
+        name = "unnamed control character" if category == "Cc" else f"unnamed, category {category}"
+    return name
+
+
+def describe_code_point(char: str) -> str:
+    """Return a code point as ``U+XXXX (NAME)`` for error messages."""
+    return f"U+{ord(char):04X} ({_character_name(char)})"
 
 
 def find_invalid_character(key: str) -> tuple[int, str, str] | None:
@@ -104,9 +108,9 @@ def check_key_characters(key: str) -> None:
     if invalid is not None:
         position, char, kind = invalid
         raise KeyFormatError(
-            f"the API key contains {kind} {describe_code_point(char)} at position "
-            f"{position} (counting from 1): API keys are printable ASCII without spaces; "
-            "copy the key again from the provider's console"
+            f"the API key contains {kind} U+{ord(char):04X} at position {position} "
+            f"({_character_name(char)}; positions count from 1): API keys are printable "
+            "ASCII without spaces, so copy the key again from the provider's console"
         )
 
     size = len(key.encode("ascii"))
