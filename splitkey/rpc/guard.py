@@ -7,6 +7,12 @@ and turns splitkey errors into fixed statuses. An unexpected exception is
 logged with its type and traceback and reaches the caller only as INTERNAL,
 so no handler's exception text leaks. Handlers raise splitkey errors; they
 never call `context.abort` themselves.
+
+Every call, allowed or denied, is passed to the audit hook as an AuditEvent
+before its reply leaves. Handlers attach ids to the event with
+`note_audit(workspace=..., record_id=...)`. When the hook raises
+AuditUnavailableError the reply is replaced by UNAVAILABLE, so nothing a
+handler produced is released without its audit entry.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import grpc
@@ -24,11 +31,29 @@ from splitkey.rpc.status import ERROR_KIND_KEY, status_for
 
 _logger = logging.getLogger(__name__)
 _current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("splitkey_identity")
+_audit_details: contextvars.ContextVar[dict] = contextvars.ContextVar("splitkey_audit_details")
 
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
+# Fields a handler may attach to its audit event; values are ids and versions, never secrets.
+AUDIT_FIELDS = frozenset(
+    {"workspace", "provider", "record_id", "key_versions", "request_id", "context_hash", "job_id"}
+)
 
-# Called for every denial the guard itself decides: (method, identity or None, reason).
-DenialHook = Callable[[str, Identity | None, str], None]
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One finished call as the audit log sees it."""
+
+    method: str
+    identity: Identity | None
+    peer: str
+    # "allowed", "denied" or "error".
+    outcome: str
+    reason: str
+    details: dict = field(default_factory=dict)
+
+
+AuditHook = Callable[[AuditEvent], None]
 
 
 def current_identity() -> Identity:
@@ -36,11 +61,24 @@ def current_identity() -> Identity:
     return _current_identity.get()
 
 
+def note_audit(**fields: str) -> None:
+    """Attach ids (workspace, record_id, ...) to the audit event of the call being handled."""
+    unknown = set(fields) - AUDIT_FIELDS
+    if unknown:
+        raise ValueError(f"unknown audit fields: {', '.join(sorted(unknown))}")
+    details = _audit_details.get(None)
+    if details is not None:
+        details.update({name: str(value) for name, value in fields.items()})
+
+
 class Guard(grpc.ServerInterceptor):
-    def __init__(self, trust_domain: str, allow: Mapping[str, frozenset[str]], on_denied: DenialHook | None = None):
+    def __init__(self, trust_domain: str, allow: Mapping[str, frozenset[str]], audit: AuditHook | None = None):
         self._trust_domain = trust_domain
         self._allow = dict(allow)
-        self._on_denied = on_denied
+        self._audit = audit
+
+    def set_audit(self, audit: AuditHook | None) -> None:
+        self._audit = audit
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -67,13 +105,20 @@ class Guard(grpc.ServerInterceptor):
     def _deny(self, context, method: str, identity: Identity | None, reason: str):
         who = identity.uri if identity else "unidentified peer"
         _logger.warning("denied %s for %s (%s): %s", method, who, context.peer(), reason)
-        if self._on_denied is not None:
-            try:
-                self._on_denied(method, identity, reason)
-            except errors.AuditUnavailableError:
-                _logger.error("audit log unavailable while recording a denial of %s", method)
+        try:
+            self._record(AuditEvent(method, identity, context.peer(), "denied", reason))
+        except errors.AuditUnavailableError:
+            # The denial stands either way; only its entry is lost.
+            _logger.error("audit log unavailable while recording a denial of %s for %s", method, who)
         context.set_trailing_metadata(((ERROR_KIND_KEY, "permission-denied"),))
         context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+
+    def _record(self, event: AuditEvent) -> None:
+        if self._audit is not None:
+            self._audit(event)
+
+    def _outcome(self, error: Exception) -> str:
+        return "denied" if isinstance(error, errors.PermissionDeniedError) else "error"
 
     def _authorize(self, context, method: str, roles: frozenset[str]) -> Identity:
         try:
@@ -101,29 +146,48 @@ class Guard(grpc.ServerInterceptor):
         context.set_trailing_metadata(((ERROR_KIND_KEY, kind),))
         return code, message
 
+    def _record_failure(self, method, identity, context, failure, error, details) -> None:
+        """Audit a failed call; an audit failure then only adds to the log, the caller already fails."""
+        try:
+            self._record(AuditEvent(method, identity, context.peer(), self._outcome(error), failure[1], details))
+        except errors.AuditUnavailableError:
+            _logger.error("audit log unavailable while recording a failed %s for %s", method, identity.uri)
+
     def _wrap(self, method: str, roles: frozenset[str], behavior, streaming: bool):
         def guarded_unary(request, context):
             identity = self._authorize(context, method, roles)
-            token = _current_identity.set(identity)
+            details: dict = {}
+            tokens = (_current_identity.set(identity), _audit_details.set(details))
             try:
-                return behavior(request, context)
+                response = behavior(request, context)
+                # The entry is durable before the reply leaves; if it cannot be
+                # written, the reply is dropped.
+                self._record(AuditEvent(method, identity, context.peer(), "allowed", "", details))
+                return response
             except Exception as error:  # noqa: BLE001 - this is the error boundary
                 failure = self._failure(context, method, identity, error)
+                if not isinstance(error, errors.AuditUnavailableError):
+                    self._record_failure(method, identity, context, failure, error, details)
             finally:
-                _current_identity.reset(token)
+                _current_identity.reset(tokens[0])
+                _audit_details.reset(tokens[1])
             # Abort outside the except block: abort works by raising.
             context.abort(*failure)
 
         def guarded_stream(request, context):
             identity = self._authorize(context, method, roles)
-            token = _current_identity.set(identity)
+            details: dict = {}
+            tokens = (_current_identity.set(identity), _audit_details.set(details))
             try:
+                # Streams are audited when they start: the entry names what was asked for.
+                self._record(AuditEvent(method, identity, context.peer(), "allowed", "", details))
                 yield from behavior(request, context)
                 return
             except Exception as error:  # noqa: BLE001 - this is the error boundary
                 failure = self._failure(context, method, identity, error)
             finally:
-                _current_identity.reset(token)
+                _current_identity.reset(tokens[0])
+                _audit_details.reset(tokens[1])
             context.abort(*failure)
 
         return guarded_stream if streaming else guarded_unary
