@@ -9,7 +9,9 @@ from splitkey.audit.entry import AuditEntry
 from splitkey.audit.export import ExportedLog, export_jsonl, load_export
 from splitkey.audit.head import SignedHead
 from splitkey.audit.log import AuditLog
+from splitkey.audit.reconcile import Finding, ReconcileReport, reconcile
 from splitkey.audit.record import AuditRecord
+from splitkey.audit.report import render_report, write_report
 from splitkey.audit.verify import Problem, VerificationReport, verify_export
 
 __all__ = [
@@ -17,10 +19,15 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "ExportedLog",
+    "Finding",
     "Problem",
+    "ReconcileReport",
     "SignedHead",
     "VerificationReport",
     "export_jsonl",
     "load_export",
+    "reconcile",
+    "render_report",
     "verify_export",
+    "write_report",
 ]
