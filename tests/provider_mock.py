@@ -26,7 +26,7 @@ from client.providers import ProviderEndpoints
 
 @dataclass
 class MockResponse:
-    """One scripted answer. `delay_s` waits before answering (to provoke client timeouts)."""
+    """One scripted response. `delay_s` delays it, to provoke client timeouts."""
 
     status: int = 200
     body: object = None
@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (timeout) before the answer; that is the point.
+            # The client timed out before the response, as the test intended.
             pass
 
     def log_message(self, format: str, *args: object) -> None:
@@ -161,14 +161,14 @@ class ProviderMock:
         return ProviderEndpoints(**settings)
 
     def script(self, path: str, *responses: MockResponse) -> None:
-        """Answer requests to `path` with `responses` in order, repeating the last one."""
+        """Respond to requests for `path` with `responses` in order, repeating the last one."""
         if not responses:
-            raise ValueError("script at least one response")
+            raise ValueError("script() needs at least one response")
         with self._lock:
             self._scripts[path] = list(responses)
 
     def script_probe(self, provider: str, *responses: MockResponse) -> None:
-        """Script the answers to a provider's key-check request."""
+        """Script the responses to a provider's key-check request."""
         self.script(PROBE_PATHS[provider], *responses)
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
@@ -235,7 +235,7 @@ def google_error_info(reason: str) -> dict:
 
 
 def google_quota_details(quota_id: str, quota_value: str, retry_delay: str) -> list:
-    """QuotaFailure and RetryInfo details of a Gemini 429 RESOURCE_EXHAUSTED answer."""
+    """QuotaFailure and RetryInfo details of a Gemini 429 RESOURCE_EXHAUSTED response."""
     return [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",

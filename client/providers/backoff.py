@@ -53,8 +53,8 @@ def is_quota_exhausted(error: ProviderHTTPError) -> bool:
             or "exceeded your current quota" in message
         )
     if error.provider == "google":
-        # Google sends the same message for per-minute and per-day limits; the
-        # QuotaFailure detail tells them apart. A limit of 0 means the project's
+        # Google sends the same message for per-minute and per-day limits, so
+        # only the QuotaFailure detail distinguishes them. A limit of 0 means the project's
         # tier has no quota for the model at all.
         for violation in _google_quota_violations(error):
             quota_id = str(violation.get("quotaId", ""))
@@ -248,9 +248,9 @@ def call_with_backoff(
     Waits are full-jitter exponential (seconds): attempt n waits a uniform
     random time up to ``min(max_s, initial_s * 2**(n-1))``, and at least the
     Retry-After the provider sent. The loop stops after `max_attempts` calls,
-    or before a wait that would end past `max_total_s` since the first call;
-    a Retry-After longer than the remaining budget therefore ends the loop at
-    once instead of sleeping.
+    or before a wait that would end past `max_total_s` since the first call.
+    So a Retry-After longer than the remaining budget ends the loop at once
+    instead of sleeping.
 
     Raises the `ProviderHTTPError` of a non-retryable status unchanged, and
     `ProviderCallError` (attempts, last status, advice) when retries run out.

@@ -1,4 +1,4 @@
-"""Where provider requests go: base URLs and probe models from the client's own configuration.
+"""Base URLs and probe models of provider requests, from the client's own configuration.
 
 Base URLs never come from stored data. A keystore row that could redirect a
 decrypted key to an attacker's server would defeat the split custody.

@@ -28,7 +28,7 @@ class ProviderError(SplitkeyError):
 
 
 class ProviderHTTPError(ProviderError):
-    """The provider answered with an HTTP error status.
+    """The provider returned an HTTP error status.
 
     `headers` contains only response headers that are safe to keep (rate-limit
     and request-id headers, Retry-After, content type), with lower-case names.
@@ -93,7 +93,7 @@ class ProviderCallError(ProviderError):
     """A provider call failed after the retry budget ran out.
 
     `last_status` is the last HTTP status, or None when the last attempt got no
-    response; `last_reason` then says why ("timeout", "connection").
+    response. `last_reason` then gives the reason ("timeout", "connection").
     """
 
     def __init__(

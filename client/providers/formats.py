@@ -27,7 +27,7 @@ class ProviderInfo:
     # Prefix that identifies this provider's keys, for "this looks like" hints.
     key_prefix: str
     status_page: str
-    # Where the customer creates a key that can call models.
+    # Console page for creating a key that can call models.
     key_console: str
 
 
@@ -86,7 +86,7 @@ def get_provider(name: str) -> ProviderInfo:
 
 def guess_key_provider(key: str) -> str | None:
     """Return the provider whose key prefix the key carries, or None when it has none."""
-    # Longest prefixes first: "sk-ant-" and "sk-or-" are also "sk-".
+    # Longer prefixes first, because "sk-ant-" and "sk-or-" keys also start with "sk-".
     if key.startswith("sk-ant-"):
         return "anthropic"
     if key.startswith("sk-or-"):

@@ -47,7 +47,7 @@ class CheckResult:
     message: str
     key_hint: str
     status: int | None = None
-    # The permission or scope the provider said was missing, when it said so.
+    # The permission or scope that the provider reported missing, if it named one.
     missing_permission: str | None = None
 
     @property

@@ -1,7 +1,7 @@
 """The smallest authenticated request that exercises what generation needs, per provider.
 
 A model list would accept keys that cannot generate (restricted keys, empty
-credit balances), so the probe asks for a one-token completion. It costs a
+credit balances), so the probe requests a one-token completion. It costs a
 few input tokens per check.
 """
 

@@ -4,8 +4,9 @@ The key travels only in a request header, never in a URL. Redirects are not
 followed, because urllib would resend the authentication header to the new
 location. Failures are raised as `ProviderHTTPError` or
 `ProviderConnectionError`, built from the status, a few safe headers and a
-redacted body excerpt, and raised outside the except block so that no
-exception of the HTTP layer (whose frames reference the headers) is chained.
+redacted body excerpt. They are raised outside the except block, so no
+exception of the HTTP layer is chained to them: its frames reference the
+request headers.
 """
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def send(
         raise ProviderConnectionError(provider, outcome.reason, outcome.detail)
 
     status, headers, text, parsed = outcome
-    logger.debug("%s answered HTTP %d", provider, status)
+    logger.debug("%s returned HTTP %d", provider, status)
     if 200 <= status < 300:
         return ProviderResponse(status, headers, parsed)
 

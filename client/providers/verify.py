@@ -36,7 +36,7 @@ __all__ = ["CheckOutcome", "CheckResult", "CheckRetryPolicy", "verify_key"]
 class CheckRetryPolicy:
     """Retry budget of one key check. Times are in seconds.
 
-    Shorter than for generation calls: a person is waiting for the answer.
+    Shorter than for generation calls: a person is waiting for the result.
     """
 
     max_attempts: int = 2
