@@ -49,7 +49,7 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         validate.request_id(request.request_id)
         key_context = validate.context_of(request, self._deployment)
         reply_key = validate.reply_key(request.reply_key)
-        version = record.wrap_version(request.wrap_b)
+        version = validate.wrap_b(request.wrap_b)
         if not request.HasField("grant"):
             raise InvalidInputError("grant is missing; pass the grant returned by Keystore.FetchKey")
         check_grant(

@@ -26,6 +26,16 @@ def reply_key(value: bytes) -> bytes:
     return value
 
 
+def wrap_b(value: bytes) -> int:
+    """Check the size of a wrapped share_b and return the KEK-B version in its header."""
+    if len(value) != record.WRAP_BYTES:
+        raise InvalidInputError(
+            f"wrap_b must be exactly {record.WRAP_BYTES} bytes (version, nonce, wrapped share, tag), "
+            f"got {len(value)}; pass wrap_b unchanged from SecretServer.WrapShare or Keystore.FetchKey"
+        )
+    return record.wrap_version(value)
+
+
 def context_of(message, deployment: str) -> Context:
     if not message.HasField("context"):
         raise InvalidInputError("context is missing; send the KeyContext of the record")
@@ -53,7 +63,7 @@ def put_key(message, deployment: str) -> Context:
         )
     if len(message.share_a) != record.SHARE_BYTES:
         raise InvalidInputError(f"share_a must be exactly {record.SHARE_BYTES} bytes, got {len(message.share_a)}")
-    record.wrap_version(message.wrap_b)
+    wrap_b(message.wrap_b)
     if len(message.key_hint) > MAX_HINT_CHARS:
         raise InvalidInputError(f"key_hint must be at most {MAX_HINT_CHARS} characters (first and last four of the key)")
     return context
