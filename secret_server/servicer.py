@@ -11,7 +11,7 @@ from splitkey import validation as validate
 from secret_server.replay import ReplayGuard
 from secret_server.store import SecretStore
 from splitkey import record
-from splitkey.errors import IntegrityError, InvalidInputError, PreconditionError
+from splitkey.errors import IntegrityError, InvalidInputError, PermissionDeniedError, PreconditionError
 from splitkey.grant import check_grant
 from splitkey.rpc.guard import current_identity
 from splitkey.v1 import secret_pb2, secret_pb2_grpc
@@ -51,7 +51,7 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         reply_key = validate.reply_key(request.reply_key)
         version = validate.wrap_b(request.wrap_b)
         if not request.HasField("grant"):
-            raise InvalidInputError("grant is missing; pass the grant returned by Keystore.FetchKey")
+            raise PermissionDeniedError("grant is missing; pass the grant returned by Keystore.FetchKey")
         check_grant(
             self._verify_key,
             request.grant,
