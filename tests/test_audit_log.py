@@ -14,6 +14,7 @@ from tests.test_audit_support import (
     WORKER,
     SettableClock,
     denial,
+    export_file,
     export_lines,
     open_log,
     use_record,
@@ -349,6 +350,4 @@ def test_export_entry_has_fixed_fields(tmp_path, key):
 
 
 def _export(log, tmp_path):
-    path = tmp_path / "export.jsonl"
-    export_lines(log, path)
-    return path
+    return export_file(log, tmp_path / "export.jsonl")

@@ -63,6 +63,12 @@ def export_lines(log: AuditLog, path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def export_file(log: AuditLog, path: Path) -> Path:
+    """Export `log` to `path` and return the path."""
+    export_jsonl(log, path)
+    return path
+
+
 def write_lines(lines: list[dict], path: Path) -> Path:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path

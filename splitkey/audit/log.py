@@ -397,7 +397,8 @@ class AuditLog:
             logger.error("audit log %s write failed: %s", self._path, error)
             raise AuditUnavailableError(f"audit log {self._path} could not be written: {error}") from error
         if log_file.is_replaced():
-            self._discard_file()
+            log_file.close_detached()
+            self._file = None
             logger.error("audit log %s was deleted or replaced during a write", self._path)
             raise AuditUnavailableError(
                 f"audit log {self._path} was deleted or replaced during the write; "
@@ -435,7 +436,8 @@ class AuditLog:
             return self._file
         if self._file is not None:
             logger.error("audit log %s was deleted or replaced while open; reopening", self._path)
-            self._discard_file()
+            self._file.close_detached()
+            self._file = None
 
         anchor = self._head
         if is_new_file(self._path):

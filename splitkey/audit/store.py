@@ -7,6 +7,7 @@ STRICT, so no column can silently hold bytes.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import urllib.parse
@@ -16,6 +17,8 @@ from pathlib import Path
 from splitkey.audit.entry import ENTRY_FIELDS, INT_FIELDS, AuditEntry
 from splitkey.audit.head import SignedHead
 from splitkey.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "splitkey-audit-v1"
 
@@ -91,13 +94,17 @@ class LogFile:
         seq and hash of the entry before its first). An existing file must
         belong to the same server and key, or ConfigError is raised.
         """
+        existing = not is_new_file(path)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
+            # Check an existing file before anything writes to it: it may be
+            # another program's database that was moved to this path.
+            if existing:
+                _check_meta(path, _existing_meta(path, connection), server_id, public_key)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(SCHEMA)
-            meta = read_meta(connection)
-            if not meta:
+            if not existing:
                 with transaction(connection):
                     write_meta(connection, {
                         "format": FORMAT,
@@ -106,8 +113,6 @@ class LogFile:
                         "anchor_seq": str(anchor[0]),
                         "anchor_hash": anchor[1],
                     })
-            else:
-                _check_meta(path, meta, server_id, public_key)
         except BaseException:
             connection.close()
             raise
@@ -154,6 +159,28 @@ class LogFile:
         """Close the connection; SQLite then folds the WAL into the database file."""
         self.connection.close()
 
+    def close_detached(self) -> None:
+        """Close the connection to a file that was deleted or replaced, and remove its WAL.
+
+        SQLite leaves the WAL behind when the database file has moved, and a
+        connection opened later at the same path would replay those frames
+        into whatever file is there now. So the frames are first copied into
+        the old file (still open under its inode), then the WAL and its index
+        are removed, but only if the WAL at the path is still this connection's.
+        """
+        try:
+            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            logger.warning("checkpoint of detached audit log %s failed: %s", self.path, error)
+        try:
+            self.connection.close()
+        except sqlite3.Error as error:
+            logger.warning("closing detached audit log %s failed: %s", self.path, error)
+        own_wal = self.identity[1]
+        if own_wal is not None and file_id(wal_path(self.path)) == own_wal:
+            for companion in (wal_path(self.path), self.path.with_name(self.path.name + "-shm")):
+                companion.unlink(missing_ok=True)
+
 
 class transaction:
     """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` when the block raises."""
@@ -188,6 +215,18 @@ def write_meta(connection: sqlite3.Connection, values: dict[str, str]) -> None:
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         list(values.items()),
     )
+
+
+def _existing_meta(path: Path, connection: sqlite3.Connection) -> dict[str, str]:
+    try:
+        has_meta = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+    except sqlite3.DatabaseError as error:
+        raise ConfigError(f"{path} is not a splitkey audit log: {error}") from error
+    if has_meta is None:
+        raise ConfigError(f"{path} is not a splitkey audit log (it has no meta table)")
+    return read_meta(connection)
 
 
 def _check_meta(path: Path, meta: dict[str, str], server_id: str, public_key: str) -> None:
