@@ -12,6 +12,7 @@ Use:  FetchKey on the keystore with a fresh X25519 reply key; check the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import uuid
@@ -27,8 +28,8 @@ from client.providers.normalize import normalize_pasted_key
 from client.retry import call_with_retry
 from splitkey import record
 from splitkey.config import ClientConfig, load_client_config
-from splitkey.context import Context, PLATFORM_WORKSPACE, validate_workspace
-from splitkey.errors import ConfigError, IntegrityError
+from splitkey.context import PLATFORM_WORKSPACE, Context, encode_fields, validate_workspace
+from splitkey.errors import ConfigError, IntegrityError, InvalidInputError
 from splitkey.hardening import disable_core_dumps
 from splitkey.secret import SecretKey, constant_time_equal, mask_key
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc, secret_pb2, secret_pb2_grpc
@@ -48,6 +49,20 @@ class AddedKey:
 
 def _new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def key_digest(deployment: str, provider: str, key: str) -> bytes:
+    """Input of a key's fingerprint; the keystore stores only an HMAC of it under a KEK-A key."""
+    return hashlib.sha256(
+        encode_fields((b"splitkey-fingerprint", deployment.encode(), provider.encode(), key.encode()))
+    ).digest()
+
+
+RESOLUTIONS = {
+    keystore_pb2.RESOLUTION_PLATFORM: "platform",
+    keystore_pb2.RESOLUTION_BYOK: "byok",
+    keystore_pb2.RESOLUTION_OPENROUTER_FALLBACK: "openrouter-fallback",
+}
 
 
 class KeyClient:
@@ -138,6 +153,7 @@ class KeyClient:
                 share_a=share_a,
                 wrap_b=wrapped.wrap_b,
                 key_hint=mask_key(key),
+                key_digest=key_digest(self.config.trust_domain, provider, key),
             ),
         )
         del share_a
@@ -155,6 +171,33 @@ class KeyClient:
         keystore = self._require(self._keystore, "keystore")
         validate_workspace(workspace)
         return list(self._call(keystore, "ListKeys", keystore_pb2.ListKeysRequest(workspace=workspace)).keys)
+
+    def remove_key(self, workspace: str, provider: str) -> str:
+        """Remove a workspace's key for a provider; return the removed record id.
+
+        The record is tombstoned on the secret server, so a restored copy of it
+        can never be decrypted again.
+        """
+        keystore = self._require(self._keystore, "keystore")
+        validate_workspace(workspace)
+        provider, _model = parse_model(provider)
+        request = keystore_pb2.RemoveKeyRequest(request_id=_new_request_id(), workspace=workspace, provider=provider)
+        return self._call(keystore, "RemoveKey", request).removed_record_id
+
+    def set_mode(self, workspace: str, mode: str) -> keystore_pb2.WorkspaceInfo:
+        """Set a workspace's API mode: "platform" (the platform's keys) or "byok" (its own keys)."""
+        keystore = self._require(self._keystore, "keystore")
+        validate_workspace(workspace)
+        modes = {"platform": keystore_pb2.API_MODE_PLATFORM, "byok": keystore_pb2.API_MODE_BYOK}
+        if mode not in modes:
+            raise InvalidInputError(f"mode must be 'platform' or 'byok', got {mode!r}")
+        request = keystore_pb2.SetModeRequest(request_id=_new_request_id(), workspace=workspace, mode=modes[mode])
+        return self._call(keystore, "SetMode", request)
+
+    def get_workspace(self, workspace: str) -> keystore_pb2.WorkspaceInfo:
+        keystore = self._require(self._keystore, "keystore")
+        validate_workspace(workspace)
+        return self._call(keystore, "GetWorkspace", keystore_pb2.GetWorkspaceRequest(workspace=workspace))
 
     # -- use ---------------------------------------------------------------
 
@@ -210,20 +253,31 @@ class KeyClient:
             text = plaintext.decode("ascii")
         except UnicodeDecodeError:
             raise IntegrityError() from None
-        return SecretKey(text, provider=context.provider, record_id=context.record_id)
+        return SecretKey(
+            text, provider=context.provider, record_id=context.record_id, resolution=RESOLUTIONS[fetched.resolution]
+        )
 
     def _check_context(self, fetched, *, workspace: str, provider: str, request_id: str, reply_key: bytes) -> Context:
-        """Refuse a keystore reply for another deployment, workspace, provider, request or reply key."""
+        """Refuse a keystore reply for another deployment, workspace, provider, request or reply key.
+
+        The record must be the one the resolution names: the platform key for
+        the provider, the workspace's key for the provider, or the workspace's
+        OpenRouter key. A keystore that answers with another customer's record
+        is caught here.
+        """
         try:
             context = Context.from_proto(fetched.context)
         except Exception:  # noqa: BLE001 - any malformed context is an integrity failure
             raise IntegrityError() from None
-        expected_workspaces = {workspace, PLATFORM_WORKSPACE}
-        expected_providers = {provider, "openrouter"}
+        expected = {
+            keystore_pb2.RESOLUTION_PLATFORM: (PLATFORM_WORKSPACE, provider),
+            keystore_pb2.RESOLUTION_BYOK: (workspace, provider),
+            keystore_pb2.RESOLUTION_OPENROUTER_FALLBACK: (workspace, "openrouter"),
+        }.get(fetched.resolution)
         checks = (
+            expected is not None,
+            (context.workspace, context.provider) == expected,
             context.deployment == self.config.trust_domain,
-            context.workspace in expected_workspaces,
-            context.provider in expected_providers,
             constant_time_equal(fetched.grant.request_id, request_id),
             constant_time_equal(fetched.grant.reply_key, reply_key),
             constant_time_equal(fetched.grant.context_hash, context.digest()),

@@ -9,6 +9,7 @@ import grpc
 from keystore_server.policy import ALLOW
 from keystore_server.servicer import KeystoreServicer
 from keystore_server.store import KeystoreStore
+from keystore_server.tombstones import TombstoneSender
 from splitkey.config import load_keystore_config
 from splitkey.hardening import disable_core_dumps
 from splitkey.kek import load_keyring
@@ -27,11 +28,13 @@ def serve(config_path: str) -> int:
     disable_core_dumps()
     keyring = load_keyring(config.kek_a.keyring, config.kek_a.passphrase.read())
     store = KeystoreStore(config.database, config.limits.sqlite_busy_timeout_s)
+    tombstones = TombstoneSender(config, store)
     servicer = KeystoreServicer(
         deployment=config.trust_domain,
         store=store,
         keyring=keyring,
         signing_key=load_signing_key(config.grant_signing_key),
+        on_tombstone=tombstones.notify,
     )
 
     def register(server: grpc.Server) -> list[str]:
@@ -44,6 +47,13 @@ def serve(config_path: str) -> int:
         "keystore serving on port %d (KEK-A version %d active, database %s)",
         running.port, keyring.active_version, config.database,
     )
+    tombstones.start()
     print(f"keystore ready on port {running.port}", flush=True)
-    wait_for_signal(running, on_stop=store.db.close)
+
+    def on_stop() -> None:
+        tombstones.stop()
+        store.flush_last_used()
+        store.db.close()
+
+    wait_for_signal(running, on_stop=on_stop)
     return 0

@@ -6,4 +6,7 @@ ALLOW = {
     _SERVICE + "PutKey": frozenset({"app", "security"}),
     _SERVICE + "FetchKey": frozenset({"worker"}),
     _SERVICE + "ListKeys": frozenset({"app", "security", "auditor"}),
+    _SERVICE + "RemoveKey": frozenset({"app", "security"}),
+    _SERVICE + "SetMode": frozenset({"app"}),
+    _SERVICE + "GetWorkspace": frozenset({"app", "security", "auditor"}),
 }

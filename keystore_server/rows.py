@@ -38,6 +38,7 @@ class RecordRow:
     created_at_ms: int
     row_version: int = 1
     mac: bytes = b""
+    fingerprint: str = ""
 
     def context(self, deployment: str) -> Context:
         return Context(deployment=deployment, workspace=self.workspace, provider=self.provider, record_id=self.record_id)
@@ -62,25 +63,49 @@ class RecordRow:
                 self.key_hint.encode("utf-8"),
                 str(self.created_at_ms).encode(),
                 str(self.row_version).encode(),
+                self.fingerprint.encode(),
             )
         )
 
 
 class RowMac:
-    """HMAC keys derived per KEK-A version; a row is MACed under its own kek_a_version."""
+    """HMAC keys derived per KEK-A version and purpose; a row is MACed under its own kek_a_version.
+
+    Purposes: "row-mac" for key records, "access-mac" for state that decides
+    access (workspace modes, revocations), "fingerprint" for key fingerprints.
+    """
 
     def __init__(self, keyring, deployment: str):
         self._keyring = keyring
         self._deployment = deployment
-        self._keys: dict[int, bytes] = {}
+        self._keys: dict[tuple[int, str], bytes] = {}
+
+    def derive(self, version: int, purpose: str) -> bytes:
+        key = self._keys.get((version, purpose))
+        if key is None:
+            info = encode_fields(
+                (b"splitkey", purpose.encode(), self._deployment.encode(), version.to_bytes(4, "big"))
+            )
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._keyring.key(version))
+            self._keys[(version, purpose)] = key
+        return key
 
     def _key(self, version: int) -> bytes:
-        key = self._keys.get(version)
-        if key is None:
-            info = encode_fields((b"splitkey", b"row-mac", self._deployment.encode(), version.to_bytes(4, "big")))
-            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._keyring.key(version))
-            self._keys[version] = key
-        return key
+        return self.derive(version, "row-mac")
+
+    def tag(self, version: int, purpose: str, fields: tuple[bytes, ...]) -> bytes:
+        """HMAC-SHA256 of length-prefixed fields under the key for (version, purpose)."""
+        return hmac.new(self.derive(version, purpose), encode_fields(fields), hashlib.sha256).digest()
+
+    def fingerprint(self, key_digest: bytes) -> str:
+        """Fingerprint of a key, from the client's digest, under the active KEK-A version's key.
+
+        NOTE: a fingerprint is computed under the KEK-A version active when the
+        key is added, so the same key added before and after a KEK-A rotation
+        gets two different fingerprints.
+        """
+        version = self._keyring.active_version
+        return self.tag(version, "fingerprint", (key_digest,))[:8].hex()
 
     def sign(self, row: RecordRow) -> RecordRow:
         mac = hmac.new(self._key(row.kek_a_version), row.mac_input(self._deployment), hashlib.sha256).digest()

@@ -1,4 +1,4 @@
-"""Keystore RPC handlers: PutKey, FetchKey, ListKeys."""
+"""Keystore RPC handlers: keys (PutKey, RemoveKey, ListKeys), use (FetchKey), workspaces (SetMode, GetWorkspace)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ import time
 import nacl.public
 import nacl.signing
 
-from splitkey import validation as validate
+from keystore_server.modes import MODE_NAMES, MODE_VALUES, ModeBook
 from keystore_server.rows import ACTIVE, RecordRow, RowMac
 from keystore_server.store import KeystoreStore
 from splitkey import record
-from splitkey.errors import IntegrityError, NotFoundError
+from splitkey import validation as validate
+from splitkey.context import PLATFORM_WORKSPACE
+from splitkey.errors import IntegrityError, InvalidInputError, NotFoundError
 from splitkey.grant import issue_grant
-from splitkey.rpc.guard import current_identity
+from splitkey.rpc.guard import current_identity, note_audit
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc
 
 _logger = logging.getLogger(__name__)
+KEY_DIGEST_BYTES = 32
 
 
 def _now_ms() -> int:
@@ -25,17 +28,32 @@ def _now_ms() -> int:
 
 
 class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
-    def __init__(self, *, deployment: str, store: KeystoreStore, keyring, signing_key: nacl.signing.SigningKey):
+    def __init__(self, *, deployment: str, store: KeystoreStore, keyring, signing_key: nacl.signing.SigningKey,
+                 on_tombstone=None):
         self._deployment = deployment
         self._store = store
         self._keyring = keyring
         self._macs = RowMac(keyring, deployment)
+        self._modes = ModeBook(store, self._macs, keyring)
         self._signing_key = signing_key
+        # Called after a commit that queued a tombstone, to deliver it promptly.
+        self._on_tombstone = on_tombstone or (lambda: None)
+
+    def _digest(self, request) -> bytes:
+        return self._macs.request_digest(request.SerializeToString(deterministic=True))
+
+    # -- keys ------------------------------------------------------------------
 
     def PutKey(self, request, context):
         identity = current_identity()
         key_context = validate.put_key(request, self._deployment)
+        note_audit(
+            request_id=request.request_id, workspace=key_context.workspace, provider=key_context.provider,
+            record_id=key_context.record_id, context_hash=key_context.digest().hex(),
+        )
         validate.may_write_workspace(identity, key_context.workspace)
+        if len(request.key_digest) != KEY_DIGEST_BYTES:
+            raise InvalidInputError(f"key_digest must be the {KEY_DIGEST_BYTES}-byte SHA-256 fingerprint input")
         version = self._keyring.active_version
         wrap_a = record.wrap_share(self._keyring.key(version), version, request.share_a, key_context, "share-a")
         row = self._macs.sign(
@@ -51,8 +69,10 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
                 kek_b_version=record.wrap_version(request.wrap_b),
                 key_hint=request.key_hint,
                 created_at_ms=_now_ms(),
+                fingerprint=self._macs.fingerprint(request.key_digest),
             )
         )
+        note_audit(key_versions=f"a{row.kek_a_version},b{row.kek_b_version}")
 
         def respond(replaced_record_id: str) -> bytes:
             return keystore_pb2.PutKeyResponse(
@@ -62,32 +82,82 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
                 replaced_record_id=replaced_record_id,
             ).SerializeToString()
 
-        digest = self._macs.request_digest(request.SerializeToString(deterministic=True))
         response = self._store.put_record(
-            row, request_id=request.request_id, actor=identity.uri, digest=digest, sign=self._macs.sign, respond=respond
+            row, request_id=request.request_id, actor=identity.uri, digest=self._digest(request),
+            sign=self._macs.sign, respond=respond,
         )
         reply = keystore_pb2.PutKeyResponse.FromString(response)
+        if reply.replaced_record_id:
+            self._on_tombstone()
         _logger.info(
             "stored record %s for workspace %s provider %s by %s (request %s)",
             reply.record_id, key_context.workspace, key_context.provider, identity.uri, request.request_id,
         )
         return reply
 
+    def RemoveKey(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
+        workspace = validate.workspace(request.workspace)
+        provider = validate.model(request.provider)
+        note_audit(request_id=request.request_id, workspace=workspace, provider=provider)
+        validate.may_write_workspace(identity, workspace)
+
+        def respond(removed_record_id: str) -> bytes:
+            return keystore_pb2.RemoveKeyResponse(removed_record_id=removed_record_id).SerializeToString()
+
+        response = self._store.remove_record(
+            workspace, provider, request_id=request.request_id, actor=identity.uri, digest=self._digest(request),
+            sign=self._macs.sign, respond=respond,
+        )
+        reply = keystore_pb2.RemoveKeyResponse.FromString(response)
+        note_audit(record_id=reply.removed_record_id)
+        self._on_tombstone()
+        _logger.info("removed record %s (workspace %s provider %s) by %s", reply.removed_record_id, workspace, provider,
+                     identity.uri)
+        return reply
+
+    def ListKeys(self, request, context):
+        workspace = validate.workspace(request.workspace)
+        note_audit(workspace=workspace)
+        rows = self._store.records_of(workspace)
+        if not rows:
+            raise NotFoundError(f"workspace '{workspace}' has no keys")
+        return keystore_pb2.ListKeysResponse(
+            keys=[
+                keystore_pb2.KeyInfo(
+                    record_id=row.record_id,
+                    provider=row.provider,
+                    key_hint=row.key_hint,
+                    status=row.status,
+                    kek_a_version=row.kek_a_version,
+                    kek_b_version=row.kek_b_version,
+                    created_at_ms=row.created_at_ms,
+                    last_used_at_ms=last_used,
+                    fingerprint=row.fingerprint,
+                )
+                for row, last_used in rows
+            ]
+        )
+
+    # -- use -------------------------------------------------------------------
+
     def FetchKey(self, request, context):
         identity = current_identity()
         validate.request_id(request.request_id)
         workspace = validate.workspace(request.workspace)
         provider = validate.model(request.model)
+        note_audit(request_id=request.request_id, workspace=workspace, provider=provider)
         reply_key = validate.reply_key(request.reply_key)
-        row = self._store.active_record(workspace, provider)
-        if row is None:
-            raise NotFoundError(
-                f"workspace '{workspace}' has no active {provider} key; add one with 'splitkey keys add'"
-            )
-        if not self._macs.verify(row):
-            _logger.error("row MAC check failed for record %s (workspace %s)", row.record_id, workspace)
-            raise IntegrityError()
+        row, resolution = self._modes.resolve(workspace, provider)
         key_context = row.context(self._deployment)
+        note_audit(
+            record_id=row.record_id, context_hash=key_context.digest().hex(),
+            key_versions=f"a{row.kek_a_version},b{row.kek_b_version}",
+        )
+        if not self._macs.verify(row):
+            _logger.error("row MAC check failed for record %s (workspace %s)", row.record_id, row.workspace)
+            raise IntegrityError()
         try:
             share_a = record.unwrap_share(self._keyring.key(row.kek_a_version), row.wrap_a, key_context, "share-a")
         except IntegrityError:
@@ -103,9 +173,11 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
             wrap_b=row.wrap_b,
             reply_key=reply_key,
         )
+        self._store.mark_used(row.record_id)
         _logger.info(
-            "released record %s (workspace %s provider %s) to %s, request %s",
-            row.record_id, workspace, provider, identity.uri, request.request_id,
+            "released record %s (workspace %s provider %s, %s) to %s, request %s",
+            row.record_id, row.workspace, row.provider, keystore_pb2.Resolution.Name(resolution), identity.uri,
+            request.request_id,
         )
         return keystore_pb2.FetchKeyResponse(
             context=key_context.to_proto(),
@@ -113,24 +185,37 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
             wrap_b=row.wrap_b,
             sealed_share_a=sealed_share_a,
             grant=grant,
+            resolution=resolution,
         )
 
-    def ListKeys(self, request, context):
+    # -- workspaces --------------------------------------------------------------
+
+    def SetMode(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
         workspace = validate.workspace(request.workspace)
-        rows = self._store.records_of(workspace)
-        if not rows:
-            raise NotFoundError(f"workspace '{workspace}' has no keys")
-        return keystore_pb2.ListKeysResponse(
-            keys=[
-                keystore_pb2.KeyInfo(
-                    record_id=row.record_id,
-                    provider=row.provider,
-                    key_hint=row.key_hint,
-                    status=row.status,
-                    kek_a_version=row.kek_a_version,
-                    kek_b_version=row.kek_b_version,
-                    created_at_ms=row.created_at_ms,
-                )
-                for row in rows
-            ]
+        note_audit(request_id=request.request_id, workspace=workspace)
+        if workspace == PLATFORM_WORKSPACE:
+            raise InvalidInputError(f"workspace '{PLATFORM_WORKSPACE}' holds the platform's keys and has no mode")
+        if request.mode not in MODE_NAMES:
+            raise InvalidInputError("mode must be API_MODE_PLATFORM or API_MODE_BYOK")
+        mode = MODE_NAMES[request.mode]
+        self._store.set_mode(
+            workspace, mode, request_id=request.request_id, actor=identity.uri, digest=self._digest(request),
+            sign_mode=self._modes.sign, respond=lambda: b"",
+        )
+        _logger.info("workspace %s set to %s mode by %s", workspace, mode, identity.uri)
+        return self._workspace_info(workspace)
+
+    def GetWorkspace(self, request, context):
+        workspace = validate.workspace(request.workspace)
+        note_audit(workspace=workspace)
+        if workspace != PLATFORM_WORKSPACE and not self._store.has_workspace(workspace):
+            raise NotFoundError(f"workspace '{workspace}' is unknown")
+        return self._workspace_info(workspace)
+
+    def _workspace_info(self, workspace: str) -> keystore_pb2.WorkspaceInfo:
+        mode = keystore_pb2.API_MODE_PLATFORM if workspace == PLATFORM_WORKSPACE else MODE_VALUES[self._modes.mode_of(workspace)]
+        return keystore_pb2.WorkspaceInfo(
+            workspace=workspace, mode=mode, providers=self._store.active_providers(workspace)
         )

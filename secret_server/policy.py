@@ -9,4 +9,5 @@ _SERVICE = "/splitkey.v1.SecretServer/"
 ALLOW = {
     _SERVICE + "WrapShare": frozenset({"app", "security"}),
     _SERVICE + "UnwrapShare": frozenset({"worker"}),
+    _SERVICE + "Tombstone": frozenset({"keystore"}),
 }

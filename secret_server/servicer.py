@@ -13,7 +13,8 @@ from secret_server.store import SecretStore
 from splitkey import record
 from splitkey.errors import IntegrityError, InvalidInputError, PermissionDeniedError, PreconditionError
 from splitkey.grant import check_grant
-from splitkey.rpc.guard import current_identity
+from splitkey.context import validate_record_id, validate_workspace
+from splitkey.rpc.guard import current_identity, note_audit
 from splitkey.v1 import secret_pb2, secret_pb2_grpc
 
 _logger = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         identity = current_identity()
         validate.request_id(request.request_id)
         key_context = validate.context_of(request, self._deployment)
+        note_audit(
+            request_id=request.request_id, workspace=key_context.workspace, provider=key_context.provider,
+            record_id=key_context.record_id, context_hash=key_context.digest().hex(),
+        )
         validate.may_write_workspace(identity, key_context.workspace)
         if len(request.share_b) != record.SHARE_BYTES:
             raise InvalidInputError(f"share_b must be exactly {record.SHARE_BYTES} bytes, got {len(request.share_b)}")
@@ -48,6 +53,10 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         identity = current_identity()
         validate.request_id(request.request_id)
         key_context = validate.context_of(request, self._deployment)
+        note_audit(
+            request_id=request.request_id, workspace=key_context.workspace, provider=key_context.provider,
+            record_id=key_context.record_id, context_hash=key_context.digest().hex(),
+        )
         reply_key = validate.reply_key(request.reply_key)
         version = validate.wrap_b(request.wrap_b)
         if not request.HasField("grant"):
@@ -72,8 +81,21 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
             raise
         sealed = nacl.public.SealedBox(nacl.public.PublicKey(reply_key)).encrypt(share_b)
         del share_b
+        note_audit(key_versions=f"b{version}")
         _logger.info(
             "released share_b of record %s (workspace %s) to %s, request %s",
             key_context.record_id, key_context.workspace, identity.uri, request.request_id,
         )
         return secret_pb2.UnwrapShareResponse(sealed_share_b=sealed)
+
+    def Tombstone(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
+        record_id = validate_record_id(request.record_id)
+        workspace = validate_workspace(request.workspace)
+        if request.reason not in ("replaced", "removed"):
+            raise InvalidInputError("reason must be 'replaced' or 'removed'")
+        note_audit(workspace=workspace, record_id=record_id)
+        self._store.add_tombstone(record_id, workspace, request.reason, identity.uri)
+        _logger.info("tombstoned record %s of workspace %s (%s) for %s", record_id, workspace, request.reason, identity.uri)
+        return secret_pb2.TombstoneResponse()

@@ -85,12 +85,14 @@ class SecretBytes(_NoPickle):
 class SecretKey(_NoPickle):
     """A plaintext provider API key. `reveal()` returns it; everything else shows the mask."""
 
-    __slots__ = ("_value", "provider", "record_id")
+    __slots__ = ("_value", "provider", "record_id", "resolution")
 
-    def __init__(self, value: str, provider: str = "", record_id: str = "") -> None:
+    def __init__(self, value: str, provider: str = "", record_id: str = "", resolution: str = "") -> None:
         self._value = value
         self.provider = provider
         self.record_id = record_id
+        # How the keystore chose the key: "platform", "byok" or "openrouter-fallback".
+        self.resolution = resolution
 
     def reveal(self) -> str:
         return self._value

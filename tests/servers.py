@@ -37,7 +37,30 @@ class Deployment:
     def client_config(self, role: str) -> Path:
         return self.root / f"client-{role}.toml"
 
-    def client(self, role: str):
+    def client(self, role: str, *, byok_on_add: bool = True):
+        """A real KeyClient for `role`.
+
+        With `byok_on_add`, every add_key to a customer workspace first sets
+        the workspace to byok mode, so tests that store and use a customer key
+        need no mode step. Tests of modes pass byok_on_add=False.
+        """
         from client import KeyClient
 
-        return KeyClient.from_config(self.client_config(role), harden=False)
+        config = self.client_config(role)
+        if byok_on_add and role == "app":
+            return ByokOnAddClient.from_config(config, harden=False)
+        return KeyClient.from_config(config, harden=False)
+
+
+def _byok_on_add_class():
+    from client import KeyClient
+
+    class _ByokOnAddClient(KeyClient):
+        def add_key(self, workspace, provider, api_key):
+            self.set_mode(workspace, "byok")
+            return super().add_key(workspace, provider, api_key)
+
+    return _ByokOnAddClient
+
+
+ByokOnAddClient = _byok_on_add_class()

@@ -161,4 +161,5 @@ def _put_request(deployment, workspace: str, request_id: str) -> keystore_pb2.Pu
         share_a=share_a,
         wrap_b=wrap_b,
         key_hint="sk-p…ly-x",
+        key_digest=bytes(32),
     )

@@ -53,6 +53,7 @@ def run_up(args) -> int:
             server.start()
             print(f"  {server.kind:<9} server  pid {server.pid:<7} 127.0.0.1:{server.port}  log {server.stderr_path.name}")
         with KeyClient.from_config(data_dir / "client-app.toml") as app:
+            app.set_mode(args.workspace, "byok")
             added = app.add_key(args.workspace, "openai", _sample_key())
         print(f"  added sample openai key {added.masked_key} to workspace '{args.workspace}' as record {added.record_id}")
         print("  worker: one decryption per simulated provider call; Ctrl-C stops\n")

@@ -25,27 +25,41 @@ _sym_db = _symbol_database.Default()
 from splitkey.v1 import common_pb2 as splitkey_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asplitkey/v1/keystore.proto\x12\x0bsplitkey.v1\x1a\x18splitkey/v1/common.proto\"\x94\x01\n\rPutKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0f\n\x07share_a\x18\x04 \x01(\x0c\x12\x0e\n\x06wrap_b\x18\x05 \x01(\x0c\x12\x10\n\x08key_hint\x18\x06 \x01(\t\"m\n\x0ePutKeyResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x15\n\rkek_a_version\x18\x02 \x01(\r\x12\x15\n\rkek_b_version\x18\x03 \x01(\r\x12\x1a\n\x12replaced_record_id\x18\x04 \x01(\t\"Z\n\x0f\x46\x65tchKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\treply_key\x18\x04 \x01(\x0c\"\x9e\x01\n\x10\x46\x65tchKeyResponse\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x0e\n\x06wrap_b\x18\x03 \x01(\x0c\x12\x16\n\x0esealed_share_a\x18\x04 \x01(\x0c\x12$\n\x05grant\x18\x05 \x01(\x0b\x32\x15.splitkey.v1.UseGrant\"$\n\x0fListKeysRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\"\x95\x01\n\x07KeyInfo\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x10\n\x08key_hint\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rkek_a_version\x18\x05 \x01(\r\x12\x15\n\rkek_b_version\x18\x06 \x01(\r\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\"6\n\x10ListKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.splitkey.v1.KeyInfo2\xdf\x01\n\x08Keystore\x12\x41\n\x06PutKey\x12\x1a.splitkey.v1.PutKeyRequest\x1a\x1b.splitkey.v1.PutKeyResponse\x12G\n\x08\x46\x65tchKey\x12\x1c.splitkey.v1.FetchKeyRequest\x1a\x1d.splitkey.v1.FetchKeyResponse\x12G\n\x08ListKeys\x12\x1c.splitkey.v1.ListKeysRequest\x1a\x1d.splitkey.v1.ListKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asplitkey/v1/keystore.proto\x12\x0bsplitkey.v1\x1a\x18splitkey/v1/common.proto\"\xa8\x01\n\rPutKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\x12\x0f\n\x07share_a\x18\x04 \x01(\x0c\x12\x0e\n\x06wrap_b\x18\x05 \x01(\x0c\x12\x10\n\x08key_hint\x18\x06 \x01(\t\x12\x12\n\nkey_digest\x18\x07 \x01(\x0c\"m\n\x0ePutKeyResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x15\n\rkek_a_version\x18\x02 \x01(\r\x12\x15\n\rkek_b_version\x18\x03 \x01(\r\x12\x1a\n\x12replaced_record_id\x18\x04 \x01(\t\"Z\n\x0f\x46\x65tchKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\treply_key\x18\x04 \x01(\x0c\"\xcb\x01\n\x10\x46\x65tchKeyResponse\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\x12\x0e\n\x06wrap_b\x18\x03 \x01(\x0c\x12\x16\n\x0esealed_share_a\x18\x04 \x01(\x0c\x12$\n\x05grant\x18\x05 \x01(\x0b\x32\x15.splitkey.v1.UseGrant\x12+\n\nresolution\x18\x06 \x01(\x0e\x32\x17.splitkey.v1.Resolution\"$\n\x0fListKeysRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\"\xc3\x01\n\x07KeyInfo\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x10\n\x08key_hint\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rkek_a_version\x18\x05 \x01(\r\x12\x15\n\rkek_b_version\x18\x06 \x01(\r\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x17\n\x0flast_used_at_ms\x18\x08 \x01(\x03\x12\x13\n\x0b\x66ingerprint\x18\t \x01(\t\"6\n\x10ListKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.splitkey.v1.KeyInfo\"K\n\x10RemoveKeyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\".\n\x11RemoveKeyResponse\x12\x19\n\x11removed_record_id\x18\x01 \x01(\t\"[\n\x0eSetModeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tworkspace\x18\x02 \x01(\t\x12\"\n\x04mode\x18\x03 \x01(\x0e\x32\x14.splitkey.v1.ApiMode\"(\n\x13GetWorkspaceRequest\x12\x11\n\tworkspace\x18\x01 \x01(\t\"Y\n\rWorkspaceInfo\x12\x11\n\tworkspace\x18\x01 \x01(\t\x12\"\n\x04mode\x18\x02 \x01(\x0e\x32\x14.splitkey.v1.ApiMode\x12\x11\n\tproviders\x18\x03 \x03(\t*M\n\x07\x41piMode\x12\x18\n\x14\x41PI_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41PI_MODE_PLATFORM\x10\x01\x12\x11\n\rAPI_MODE_BYOK\x10\x02*z\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_PLATFORM\x10\x01\x12\x13\n\x0fRESOLUTION_BYOK\x10\x02\x12\"\n\x1eRESOLUTION_OPENROUTER_FALLBACK\x10\x03\x32\xbd\x03\n\x08Keystore\x12\x41\n\x06PutKey\x12\x1a.splitkey.v1.PutKeyRequest\x1a\x1b.splitkey.v1.PutKeyResponse\x12G\n\x08\x46\x65tchKey\x12\x1c.splitkey.v1.FetchKeyRequest\x1a\x1d.splitkey.v1.FetchKeyResponse\x12G\n\x08ListKeys\x12\x1c.splitkey.v1.ListKeysRequest\x1a\x1d.splitkey.v1.ListKeysResponse\x12J\n\tRemoveKey\x12\x1d.splitkey.v1.RemoveKeyRequest\x1a\x1e.splitkey.v1.RemoveKeyResponse\x12\x42\n\x07SetMode\x12\x1b.splitkey.v1.SetModeRequest\x1a\x1a.splitkey.v1.WorkspaceInfo\x12L\n\x0cGetWorkspace\x12 .splitkey.v1.GetWorkspaceRequest\x1a\x1a.splitkey.v1.WorkspaceInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'splitkey.v1.keystore_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_APIMODE']._serialized_start=1292
+  _globals['_APIMODE']._serialized_end=1369
+  _globals['_RESOLUTION']._serialized_start=1371
+  _globals['_RESOLUTION']._serialized_end=1493
   _globals['_PUTKEYREQUEST']._serialized_start=70
-  _globals['_PUTKEYREQUEST']._serialized_end=218
-  _globals['_PUTKEYRESPONSE']._serialized_start=220
-  _globals['_PUTKEYRESPONSE']._serialized_end=329
-  _globals['_FETCHKEYREQUEST']._serialized_start=331
-  _globals['_FETCHKEYREQUEST']._serialized_end=421
-  _globals['_FETCHKEYRESPONSE']._serialized_start=424
-  _globals['_FETCHKEYRESPONSE']._serialized_end=582
-  _globals['_LISTKEYSREQUEST']._serialized_start=584
-  _globals['_LISTKEYSREQUEST']._serialized_end=620
-  _globals['_KEYINFO']._serialized_start=623
-  _globals['_KEYINFO']._serialized_end=772
-  _globals['_LISTKEYSRESPONSE']._serialized_start=774
-  _globals['_LISTKEYSRESPONSE']._serialized_end=828
-  _globals['_KEYSTORE']._serialized_start=831
-  _globals['_KEYSTORE']._serialized_end=1054
+  _globals['_PUTKEYREQUEST']._serialized_end=238
+  _globals['_PUTKEYRESPONSE']._serialized_start=240
+  _globals['_PUTKEYRESPONSE']._serialized_end=349
+  _globals['_FETCHKEYREQUEST']._serialized_start=351
+  _globals['_FETCHKEYREQUEST']._serialized_end=441
+  _globals['_FETCHKEYRESPONSE']._serialized_start=444
+  _globals['_FETCHKEYRESPONSE']._serialized_end=647
+  _globals['_LISTKEYSREQUEST']._serialized_start=649
+  _globals['_LISTKEYSREQUEST']._serialized_end=685
+  _globals['_KEYINFO']._serialized_start=688
+  _globals['_KEYINFO']._serialized_end=883
+  _globals['_LISTKEYSRESPONSE']._serialized_start=885
+  _globals['_LISTKEYSRESPONSE']._serialized_end=939
+  _globals['_REMOVEKEYREQUEST']._serialized_start=941
+  _globals['_REMOVEKEYREQUEST']._serialized_end=1016
+  _globals['_REMOVEKEYRESPONSE']._serialized_start=1018
+  _globals['_REMOVEKEYRESPONSE']._serialized_end=1064
+  _globals['_SETMODEREQUEST']._serialized_start=1066
+  _globals['_SETMODEREQUEST']._serialized_end=1157
+  _globals['_GETWORKSPACEREQUEST']._serialized_start=1159
+  _globals['_GETWORKSPACEREQUEST']._serialized_end=1199
+  _globals['_WORKSPACEINFO']._serialized_start=1201
+  _globals['_WORKSPACEINFO']._serialized_end=1290
+  _globals['_KEYSTORE']._serialized_start=1496
+  _globals['_KEYSTORE']._serialized_end=1941
 # @@protoc_insertion_point(module_scope)

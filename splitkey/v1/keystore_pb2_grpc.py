@@ -51,6 +51,21 @@ class KeystoreStub:
                 request_serializer=splitkey_dot_v1_dot_keystore__pb2.ListKeysRequest.SerializeToString,
                 response_deserializer=splitkey_dot_v1_dot_keystore__pb2.ListKeysResponse.FromString,
                 _registered_method=True)
+        self.RemoveKey = channel.unary_unary(
+                '/splitkey.v1.Keystore/RemoveKey',
+                request_serializer=splitkey_dot_v1_dot_keystore__pb2.RemoveKeyRequest.SerializeToString,
+                response_deserializer=splitkey_dot_v1_dot_keystore__pb2.RemoveKeyResponse.FromString,
+                _registered_method=True)
+        self.SetMode = channel.unary_unary(
+                '/splitkey.v1.Keystore/SetMode',
+                request_serializer=splitkey_dot_v1_dot_keystore__pb2.SetModeRequest.SerializeToString,
+                response_deserializer=splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.FromString,
+                _registered_method=True)
+        self.GetWorkspace = channel.unary_unary(
+                '/splitkey.v1.Keystore/GetWorkspace',
+                request_serializer=splitkey_dot_v1_dot_keystore__pb2.GetWorkspaceRequest.SerializeToString,
+                response_deserializer=splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.FromString,
+                _registered_method=True)
 
 
 class KeystoreServicer:
@@ -79,6 +94,27 @@ class KeystoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveKey(self, request, context):
+        """Remove a workspace's key for one provider (roles: app; security for the platform workspace).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMode(self, request, context):
+        """Set a workspace's API mode (role: app).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspace(self, request, context):
+        """Read a workspace's API mode and which providers it has keys for (roles: app, security, auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeystoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +132,21 @@ def add_KeystoreServicer_to_server(servicer, server):
                     servicer.ListKeys,
                     request_deserializer=splitkey_dot_v1_dot_keystore__pb2.ListKeysRequest.FromString,
                     response_serializer=splitkey_dot_v1_dot_keystore__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RemoveKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveKey,
+                    request_deserializer=splitkey_dot_v1_dot_keystore__pb2.RemoveKeyRequest.FromString,
+                    response_serializer=splitkey_dot_v1_dot_keystore__pb2.RemoveKeyResponse.SerializeToString,
+            ),
+            'SetMode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMode,
+                    request_deserializer=splitkey_dot_v1_dot_keystore__pb2.SetModeRequest.FromString,
+                    response_serializer=splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.SerializeToString,
+            ),
+            'GetWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspace,
+                    request_deserializer=splitkey_dot_v1_dot_keystore__pb2.GetWorkspaceRequest.FromString,
+                    response_serializer=splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +232,87 @@ class Keystore:
             '/splitkey.v1.Keystore/ListKeys',
             splitkey_dot_v1_dot_keystore__pb2.ListKeysRequest.SerializeToString,
             splitkey_dot_v1_dot_keystore__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/splitkey.v1.Keystore/RemoveKey',
+            splitkey_dot_v1_dot_keystore__pb2.RemoveKeyRequest.SerializeToString,
+            splitkey_dot_v1_dot_keystore__pb2.RemoveKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/splitkey.v1.Keystore/SetMode',
+            splitkey_dot_v1_dot_keystore__pb2.SetModeRequest.SerializeToString,
+            splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/splitkey.v1.Keystore/GetWorkspace',
+            splitkey_dot_v1_dot_keystore__pb2.GetWorkspaceRequest.SerializeToString,
+            splitkey_dot_v1_dot_keystore__pb2.WorkspaceInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from splitkey.v1 import common_pb2 as splitkey_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18splitkey/v1/secret.proto\x12\x0bsplitkey.v1\x1a\x18splitkey/v1/common.proto\"a\n\x10WrapShareRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x0f\n\x07share_b\x18\x03 \x01(\x0c\":\n\x11WrapShareResponse\x12\x0e\n\x06wrap_b\x18\x01 \x01(\x0c\x12\x15\n\rkek_b_version\x18\x02 \x01(\r\"\x9b\x01\n\x12UnwrapShareRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x0e\n\x06wrap_b\x18\x03 \x01(\x0c\x12$\n\x05grant\x18\x04 \x01(\x0b\x32\x15.splitkey.v1.UseGrant\x12\x11\n\treply_key\x18\x05 \x01(\x0c\"-\n\x13UnwrapShareResponse\x12\x16\n\x0esealed_share_b\x18\x01 \x01(\x0c\x32\xac\x01\n\x0cSecretServer\x12J\n\tWrapShare\x12\x1d.splitkey.v1.WrapShareRequest\x1a\x1e.splitkey.v1.WrapShareResponse\x12P\n\x0bUnwrapShare\x12\x1f.splitkey.v1.UnwrapShareRequest\x1a .splitkey.v1.UnwrapShareResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18splitkey/v1/secret.proto\x12\x0bsplitkey.v1\x1a\x18splitkey/v1/common.proto\"a\n\x10WrapShareRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x0f\n\x07share_b\x18\x03 \x01(\x0c\":\n\x11WrapShareResponse\x12\x0e\n\x06wrap_b\x18\x01 \x01(\x0c\x12\x15\n\rkek_b_version\x18\x02 \x01(\r\"\x9b\x01\n\x12UnwrapShareRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x17.splitkey.v1.KeyContext\x12\x0e\n\x06wrap_b\x18\x03 \x01(\x0c\x12$\n\x05grant\x18\x04 \x01(\x0b\x32\x15.splitkey.v1.UseGrant\x12\x11\n\treply_key\x18\x05 \x01(\x0c\"-\n\x13UnwrapShareResponse\x12\x16\n\x0esealed_share_b\x18\x01 \x01(\x0c\"\\\n\x10TombstoneRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x13\n\x11TombstoneResponse2\xf8\x01\n\x0cSecretServer\x12J\n\tWrapShare\x12\x1d.splitkey.v1.WrapShareRequest\x1a\x1e.splitkey.v1.WrapShareResponse\x12P\n\x0bUnwrapShare\x12\x1f.splitkey.v1.UnwrapShareRequest\x1a .splitkey.v1.UnwrapShareResponse\x12J\n\tTombstone\x12\x1d.splitkey.v1.TombstoneRequest\x1a\x1e.splitkey.v1.TombstoneResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UNWRAPSHAREREQUEST']._serialized_end=382
   _globals['_UNWRAPSHARERESPONSE']._serialized_start=384
   _globals['_UNWRAPSHARERESPONSE']._serialized_end=429
-  _globals['_SECRETSERVER']._serialized_start=432
-  _globals['_SECRETSERVER']._serialized_end=604
+  _globals['_TOMBSTONEREQUEST']._serialized_start=431
+  _globals['_TOMBSTONEREQUEST']._serialized_end=523
+  _globals['_TOMBSTONERESPONSE']._serialized_start=525
+  _globals['_TOMBSTONERESPONSE']._serialized_end=544
+  _globals['_SECRETSERVER']._serialized_start=547
+  _globals['_SECRETSERVER']._serialized_end=795
 # @@protoc_insertion_point(module_scope)

@@ -43,3 +43,19 @@ class UnwrapShareResponse(_message.Message):
     SEALED_SHARE_B_FIELD_NUMBER: _ClassVar[int]
     sealed_share_b: bytes
     def __init__(self, sealed_share_b: _Optional[bytes] = ...) -> None: ...
+
+class TombstoneRequest(_message.Message):
+    __slots__ = ("request_id", "record_id", "workspace", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    record_id: str
+    workspace: str
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., record_id: _Optional[str] = ..., workspace: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TombstoneResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

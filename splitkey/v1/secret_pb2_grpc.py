@@ -46,6 +46,11 @@ class SecretServerStub:
                 request_serializer=splitkey_dot_v1_dot_secret__pb2.UnwrapShareRequest.SerializeToString,
                 response_deserializer=splitkey_dot_v1_dot_secret__pb2.UnwrapShareResponse.FromString,
                 _registered_method=True)
+        self.Tombstone = channel.unary_unary(
+                '/splitkey.v1.SecretServer/Tombstone',
+                request_serializer=splitkey_dot_v1_dot_secret__pb2.TombstoneRequest.SerializeToString,
+                response_deserializer=splitkey_dot_v1_dot_secret__pb2.TombstoneResponse.FromString,
+                _registered_method=True)
 
 
 class SecretServerServicer:
@@ -67,6 +72,13 @@ class SecretServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tombstone(self, request, context):
+        """Record that a replaced or removed record may never be unwrapped again (role: keystore).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SecretServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +91,11 @@ def add_SecretServerServicer_to_server(servicer, server):
                     servicer.UnwrapShare,
                     request_deserializer=splitkey_dot_v1_dot_secret__pb2.UnwrapShareRequest.FromString,
                     response_serializer=splitkey_dot_v1_dot_secret__pb2.UnwrapShareResponse.SerializeToString,
+            ),
+            'Tombstone': grpc.unary_unary_rpc_method_handler(
+                    servicer.Tombstone,
+                    request_deserializer=splitkey_dot_v1_dot_secret__pb2.TombstoneRequest.FromString,
+                    response_serializer=splitkey_dot_v1_dot_secret__pb2.TombstoneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +154,33 @@ class SecretServer:
             '/splitkey.v1.SecretServer/UnwrapShare',
             splitkey_dot_v1_dot_secret__pb2.UnwrapShareRequest.SerializeToString,
             splitkey_dot_v1_dot_secret__pb2.UnwrapShareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tombstone(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/splitkey.v1.SecretServer/Tombstone',
+            splitkey_dot_v1_dot_secret__pb2.TombstoneRequest.SerializeToString,
+            splitkey_dot_v1_dot_secret__pb2.TombstoneResponse.FromString,
             options,
             channel_credentials,
             insecure,
