@@ -1,0 +1,156 @@
+"""Per-RPC role checks and identity parsing on the real servers.
+
+Every method of both services is called with a certificate of every role.
+A role outside the method's allow-list gets PERMISSION_DENIED from the
+guard before the handler runs. Certificates whose SAN does not name exactly
+one identity in the deployment's trust domain are denied on every method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from keystore_server.policy import ALLOW as KEYSTORE_POLICY
+from secret_server.policy import ALLOW as SECRET_POLICY
+from splitkey.identity import ROLES
+from splitkey.pki.certs import issue_leaf
+from splitkey.v1 import keystore_pb2, secret_pb2
+from tests.pki_helpers import deployment_ca, raw_channel, rpc_failure, spiffe, wait_for_log, write_pair
+
+# Who may call what, as the design states it. The tests compare the running
+# servers against this table, not against their own policy modules.
+EXPECTED_ROLES = {
+    "/splitkey.v1.Keystore/PutKey": {"app", "security"},
+    "/splitkey.v1.Keystore/FetchKey": {"worker"},
+    "/splitkey.v1.Keystore/ListKeys": {"app", "security", "auditor"},
+    "/splitkey.v1.Keystore/RemoveKey": {"app", "security"},
+    "/splitkey.v1.Keystore/SetMode": {"app"},
+    "/splitkey.v1.Keystore/GetWorkspace": {"app", "security", "auditor"},
+    "/splitkey.v1.SecretServer/WrapShare": {"app", "security"},
+    "/splitkey.v1.SecretServer/UnwrapShare": {"worker"},
+    "/splitkey.v1.SecretServer/Tombstone": {"keystore"},
+}
+
+SERVICES = {
+    "keystore": (keystore_pb2.DESCRIPTOR.services_by_name["Keystore"], KEYSTORE_POLICY),
+    "secret": (secret_pb2.DESCRIPTOR.services_by_name["SecretServer"], SECRET_POLICY),
+}
+
+
+def _methods() -> list[tuple[str, str, bool]]:
+    """Return (server, method path, server-streaming) for every method of both services."""
+    methods = []
+    for server, (service, _policy) in SERVICES.items():
+        for method in service.methods:
+            methods.append((server, f"/{service.full_name}/{method.name}", method.server_streaming))
+    return methods
+
+
+def _allowed_roles(server: str, method: str) -> set[str]:
+    """Return the roles that may call `method`. A method missing from the design table follows its server's policy."""
+    if method in EXPECTED_ROLES:
+        return EXPECTED_ROLES[method]
+    return set(SERVICES[server][1].get(method, frozenset()))
+
+
+@pytest.fixture(scope="module")
+def role_certificates(deployment, tmp_path_factory) -> dict[tuple[str, str], tuple[Path, Path]]:
+    """Map (server, role) to a (cert, key) pair of spiffe://splitkey.test/<role>/... for that server."""
+    root = deployment.root
+    pairs = {}
+    for role in ("app", "worker", "security", "auditor"):
+        for server in ("keystore", "secret"):
+            pairs[(server, role)] = (root / f"clients/{role}/{server}.pem", root / f"clients/{role}/{server}.key")
+    pairs[("secret", "keystore")] = (root / "keystore/to-secret.pem", root / "keystore/to-secret.key")
+    # The deployment has no keystore identity for the keystore server itself; mint one from its CA.
+    leaf = issue_leaf(deployment_ca(root, "keystore"), uris=[spiffe("keystore", "main")])
+    pairs[("keystore", "keystore")] = write_pair(tmp_path_factory.mktemp("keystore-identity"), "keystore", leaf)
+    return pairs
+
+
+def _channel(deployment, server: str, cert, key) -> grpc.Channel:
+    return raw_channel(getattr(deployment, server).port, deployment.root / f"ca/{server}-ca.pem", cert, key)
+
+
+def test_every_method_in_table():
+    """A new RPC must get an explicit row in the design table, so this test notices when one is added."""
+    served = {method for _server, method, _streaming in _methods()}
+    missing = sorted(served - set(EXPECTED_ROLES))
+    assert missing == [], "add the allowed roles of these RPCs to EXPECTED_ROLES"
+
+
+def test_policy_modules_match_table():
+    for server, (_service, policy) in SERVICES.items():
+        for method, roles in policy.items():
+            assert set(roles) == _allowed_roles(server, method), method
+
+
+def test_keystore_role_never_unwraps():
+    assert "keystore" not in SECRET_POLICY.get("/splitkey.v1.SecretServer/UnwrapShare", frozenset())
+    assert "keystore" not in EXPECTED_ROLES["/splitkey.v1.SecretServer/UnwrapShare"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=[m for _s, m, _st in _methods()])
+def test_role_allow_list(deployment, role_certificates, server, method, streaming, role):
+    name = method.rsplit("/", 1)[-1]
+    with _channel(deployment, server, *role_certificates[(server, role)]) as channel:
+        code, details = rpc_failure(channel, method, streaming=streaming)
+
+    if role in _allowed_roles(server, method):
+        # The empty request passes the guard and fails validation in the handler instead.
+        assert f"may not call {name}" not in details
+        assert code != grpc.StatusCode.PERMISSION_DENIED, details
+        return
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert f"role '{role}' may not call {name}" in details
+
+
+def test_denial_is_logged(deployment, role_certificates):
+    log_start = len(deployment.secret.stderr())
+    with _channel(deployment, "secret", *role_certificates[("secret", "auditor")]) as channel:
+        code, _details = rpc_failure(channel, "/splitkey.v1.SecretServer/WrapShare")
+
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    log = wait_for_log(deployment.secret.stderr, "denied /splitkey.v1.SecretServer/WrapShare", start=log_start)
+    assert spiffe("auditor") in log
+
+
+# Certificates from the right CA whose identity is unusable: (SAN URIs, expected reason).
+BAD_IDENTITIES = {
+    "foreign-trust-domain": (["spiffe://other.test/app/dev"], "not in trust domain splitkey.test"),
+    "trust-domain-suffix": (["spiffe://splitkey.test.evil.example/app/dev"], "not in trust domain splitkey.test"),
+    "two-uris": ([spiffe("app"), spiffe("app", "second")], "exactly one SAN URI, found 2"),
+    "dns-san-only": ([], "exactly one SAN URI, found 0"),
+    "no-san": (None, "no subjectAltName"),
+    "unknown-role": ([spiffe("admin")], "known role"),
+    "extra-segment": (["spiffe://splitkey.test/app/dev/extra"], "known role"),
+    "upper-case-name": ([spiffe("app", "Dev")], "known role"),
+    "no-name": (["spiffe://splitkey.test/app"], "known role"),
+}
+
+
+def _bad_identity_leaf(root: Path, server: str, uris):
+    ca = deployment_ca(root, server)
+    if uris is None:
+        return issue_leaf(ca, client_auth=True, server_auth=False)
+    if not uris:
+        return issue_leaf(ca, dns=["client.splitkey.test"], client_auth=True, server_auth=False)
+    return issue_leaf(ca, uris=uris)
+
+
+@pytest.mark.parametrize("case", list(BAD_IDENTITIES))
+@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=[m for _s, m, _st in _methods()])
+def test_bad_identity_denied(deployment, server, method, streaming, case):
+    uris, reason = BAD_IDENTITIES[case]
+    leaf = _bad_identity_leaf(deployment.root, server, uris)
+
+    with _channel(deployment, server, leaf.certificate_chain_pem(), leaf.private_key_pem()) as channel:
+        code, details = rpc_failure(channel, method, streaming=streaming)
+
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert "client certificate rejected" in details
+    assert reason in details
