@@ -106,13 +106,18 @@ def rpc_failure(channel: grpc.Channel, method: str, request: bytes = b"", *, str
     raise AssertionError(f"{method} succeeded and returned {len(response)} bytes; it should have failed")
 
 
-def wait_for_log(read_log, pattern: str, start: int = 0, timeout_s: float = 10.0) -> str:
-    """Wait until the log text after offset `start` matches `pattern` and return that text."""
+def wait_for_log(read_log, pattern: str, start: int = 0, timeout_s: float = 10.0, hint: str = "") -> str:
+    """Wait until the log text after offset `start` matches `pattern` and return that text.
+
+    `hint` is added to the failure message, for a likely cause of the missing line.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         text = read_log()[start:]
         if re.search(pattern, text):
             return text
         if time.monotonic() > deadline:
-            raise AssertionError(f"no log line matching {pattern!r} within {timeout_s} s; log since start:\n{text}")
+            raise AssertionError(
+                f"no log line matching {pattern!r} within {timeout_s} s. {hint}\nLog since start:\n{text}"
+            )
         time.sleep(0.1)
