@@ -13,6 +13,7 @@ from splitkey.audit.head import sign_head
 
 TRUST_DOMAIN = "example.test"
 WORKER = f"spiffe://{TRUST_DOMAIN}/worker/gen-1"
+APP = f"spiffe://{TRUST_DOMAIN}/app/settings"
 CONTEXT_HASH = "ab" * 32
 FINGERPRINT = "cd" * 32
 
@@ -101,3 +102,36 @@ def resign_checkpoints(lines: list[dict], key: nacl.signing.SigningKey) -> None:
         if line["type"] == "checkpoint" and line["seq"] in hashes:
             head = sign_head(key, line["server_id"], line["seq"], hashes[line["seq"]], line["time_ms"])
             line.update(head.to_dict())
+
+
+def build_two_day_logs(tmp_path: Path) -> dict[str, Path]:
+    """Two logs over two days: matched uses, one use missing on each side, a reused
+    request id, an app identity fetching a key, a denial, and a burst of 12 uses."""
+    clock = SettableClock(1_800_000_000.0)
+    keystore = open_log(tmp_path / "ks.sqlite3", "keystore-1", nacl.signing.SigningKey.generate(), clock=clock)
+    secret = open_log(tmp_path / "ss.sqlite3", "secret-1", nacl.signing.SigningKey.generate(), clock=clock)
+
+    def use(request_id, *, on_keystore=True, on_secret=True, **fields):
+        if on_keystore:
+            keystore.append(use_record(request_id, **fields))
+        if on_secret:
+            secret.append(use_record(request_id, action="UnwrapShare", **fields))
+
+    for i in range(3):
+        use(f"req-{i}")
+        clock.advance(120)
+    use("req-no-unwrap", on_secret=False)
+    use("req-no-fetch", on_keystore=False, workspace="ws-0002")
+    use("req-0", on_secret=False)
+    keystore.append(use_record("req-app", actor=APP))
+    keystore.append(denial())
+    clock.advance(86_400)
+    for i in range(12):
+        use(f"req-burst-{i}", workspace="ws-0003")
+        clock.advance(1)
+    keystore.close()
+    secret.close()
+    return {
+        "keystore": export_file(keystore, tmp_path / "ks.jsonl"),
+        "secret": export_file(secret, tmp_path / "ss.jsonl"),
+    }
