@@ -17,12 +17,17 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import nacl.exceptions
 import nacl.public
 
 from client.channels import ServerChannel
+from client.providers.backoff import call_with_backoff
+from client.providers.endpoints import ProviderEndpoints
+from client.providers.outcomes import CheckResult
+from client.providers.ratelimit import CheckRateLimiter
+from client.providers.verify import verify_key
 from client.providers.formats import check_key_format, parse_model
 from client.providers.normalize import normalize_pasted_key
 from client.retry import call_with_retry
@@ -35,6 +40,7 @@ from splitkey.secret import SecretKey, constant_time_equal, mask_key
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc, secret_pb2, secret_pb2_grpc
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,39 @@ class KeyClient:
             yield key
         finally:
             del key
+
+    def call(self, workspace: str, model: str, fn: Callable[[SecretKey], T]) -> T:
+        """Make one logical provider call: decrypt the key once and pass it to `fn`.
+
+        `fn(key)` calls the provider (using `key.provider` to pick the API; it is
+        "openrouter" after an OpenRouter fallback) and returns its result, or raises
+        ProviderHTTPError / ProviderConnectionError. Rate limits (429 that is not an
+        exhausted quota) and transient errors are retried with exponential backoff,
+        full jitter and Retry-After, within [provider_retry]; 400, 401, 402 and 403
+        are not. When retries run out, ProviderCallError names the provider, the
+        attempts, the last status and what would help. The key is dropped on return.
+        """
+        policy = self.config.provider_retry
+        with self.use_key(workspace, model) as key:
+            return call_with_backoff(
+                lambda: fn(key),
+                provider=key.provider,
+                max_attempts=policy.max_attempts,
+                max_total_s=policy.max_total_s,
+                initial_s=policy.initial_s,
+                max_s=policy.max_s,
+            )
+
+    def check_key(self, workspace: str, model: str, *, rate_limiter: CheckRateLimiter | None = None) -> CheckResult:
+        """Decrypt a stored key and check it live against its provider (role worker)."""
+        with self.use_key(workspace, model) as key:
+            return verify_key(
+                key.provider, key, self.endpoints(), rate_limiter=rate_limiter, workspace_id=workspace
+            )
+
+    def endpoints(self) -> ProviderEndpoints:
+        """Provider base URLs from this client's configuration, never from stored data."""
+        return ProviderEndpoints(**self.config.providers)
 
     def decrypt(self, workspace: str, model: str) -> SecretKey:
         """Fetch, unwrap and decrypt one key. Prefer `use_key`, which bounds its lifetime."""

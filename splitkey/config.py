@@ -120,6 +120,16 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ProviderRetryPolicy:
+    """Backoff of calls to AI providers inside `KeyClient.call` (seconds)."""
+
+    max_attempts: int = 5
+    max_total_s: float = 60.0
+    initial_s: float = 1.0
+    max_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     trust_domain: str
     keystore: Endpoint | None
@@ -128,6 +138,10 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Warn at start when a client certificate expires within this many days.
     cert_expiry_warning_days: float = 7.0
+    provider_retry: ProviderRetryPolicy = field(default_factory=ProviderRetryPolicy)
+    # [providers] table: base URLs and probe models, passed to ProviderEndpoints.
+    # Provider endpoints come only from here, never from stored data.
+    providers: dict = field(default_factory=dict, hash=False)
 
 
 def _table(data: dict, name: str, source: Path) -> dict:
@@ -263,6 +277,19 @@ def load_client_config(path: str | os.PathLike) -> ClientConfig:
     )
     if retry.max_attempts < 1:
         raise ConfigError(f"{source} [retry]: 'max_attempts' must be at least 1")
+    calls = data.get("provider_retry", {})
+    call_defaults = ProviderRetryPolicy()
+    provider_retry = ProviderRetryPolicy(
+        max_attempts=int(calls.get("max_attempts", call_defaults.max_attempts)),
+        max_total_s=float(calls.get("max_total_s", call_defaults.max_total_s)),
+        initial_s=float(calls.get("initial_s", call_defaults.initial_s)),
+        max_s=float(calls.get("max_s", call_defaults.max_s)),
+    )
+    if provider_retry.max_attempts < 1:
+        raise ConfigError(f"{source} [provider_retry]: 'max_attempts' must be at least 1")
+    providers = data.get("providers", {})
+    if not isinstance(providers, dict):
+        raise ConfigError(f"{source}: [providers] must be a table of base URLs")
     config = ClientConfig(
         trust_domain=_string(client, "trust_domain", f"{source} [client]"),
         keystore=_endpoint(data, "keystore", source, base),
@@ -270,6 +297,8 @@ def load_client_config(path: str | os.PathLike) -> ClientConfig:
         rpc_timeout_s=float(client.get("rpc_timeout_s", 5.0)),
         retry=retry,
         cert_expiry_warning_days=float(client.get("cert_expiry_warning_days", 7.0)),
+        provider_retry=provider_retry,
+        providers=dict(providers),
     )
     if config.keystore is None and config.secret is None:
         raise ConfigError(f"{source}: needs a [keystore] or a [secret] table")

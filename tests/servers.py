@@ -8,6 +8,7 @@ from client.cli.server_process import ServerProcess
 from splitkey.kek import Argon2Params
 from splitkey.pki.deployment import init_deployment
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 # Cheap Argon2 so each test deployment unseals in milliseconds; one test keeps the defaults.
 FAST_ARGON2 = Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
 

@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "client.cli.server_commands",
     "client.cli.pki_commands",
     "client.cli.up_command",
+    "client.cli.key_commands",
 )
 
 
