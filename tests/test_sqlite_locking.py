@@ -21,7 +21,7 @@ import tomli_w
 from client import KeyClient
 from splitkey.errors import SplitkeyError, TransportError
 from tests.raw_rpc import keystore_database, open_database, write_client_config
-from tests.servers import ServerProcess
+from tests.servers import ByokOnAddClient, ServerProcess
 
 THREADS = 8
 ADDS_PER_THREAD = 50
@@ -34,9 +34,12 @@ def _new_key() -> str:
 
 @pytest.fixture(scope="module")
 def single_attempt_app(deployment):
-    """An app client that does not retry, so a single lock error reaches the test."""
+    """An app client that does not retry, so a single lock error reaches the test.
+
+    Each add_key first sets its workspace to byok mode, so every add is two keystore writes.
+    """
     path = write_client_config(deployment, "app", "client-app-single-attempt.toml", {"retry": {"max_attempts": 1}})
-    with KeyClient.from_config(path, harden=False) as client:
+    with ByokOnAddClient.from_config(path, harden=False) as client:
         yield client
 
 
@@ -103,6 +106,8 @@ def test_lock_held_past_busy_timeout(deployment, short_timeout_keystore):
     # A fresh client: the module's clients hold channels to the keystore process that was replaced.
     path = write_client_config(deployment, "app", "client-app-single-attempt.toml", {"retry": {"max_attempts": 1}})
     with KeyClient.from_config(path, harden=False) as app:
+        app.set_mode("busy-reader", "byok")
+        app.set_mode("busy-writer", "byok")
         reader_key = _new_key()
         app.add_key("busy-reader", "openai", reader_key)
         key = _new_key()

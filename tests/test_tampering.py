@@ -18,7 +18,7 @@ import pytest
 
 from keystore_server.rows import RecordRow, RowMac
 from splitkey.config import load_keystore_config
-from splitkey.errors import IntegrityError, KeyVersionError, NotFoundError
+from splitkey.errors import IntegrityError, KeyVersionError, NotFoundError, PreconditionError
 from splitkey.kek import load_keyring
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc
 from tests.raw_rpc import TRUST_DOMAIN, keystore_database, open_database, raw_channel, write_client_config
@@ -141,7 +141,8 @@ def test_whole_row_moved_between_workspaces(app, worker, database):
 # -- one flipped byte in one column -----------------------------------------------------
 
 # Columns the keystore finds the row by: after a flip no row matches the
-# request, so the worker gets NotFoundError, and no bytes either.
+# request, so the worker gets the "no key" error of its byok workspace
+# (NotFoundError or PreconditionError) and no bytes either.
 _LOOKUP_COLUMNS = ("provider", "status")
 
 
@@ -155,13 +156,15 @@ def test_flipped_byte_in_column(app, worker, database, column):
     if column == "workspace":
         flipped = workspace[:-1] + chr(ord(workspace[-1]) ^ 1)
         requested = flipped
+        # Without a byok mode row the keystore would serve the platform key and never read the edited row.
+        app.set_mode(flipped, "byok")
     else:
         flipped = _flip(original[column])
         requested = workspace
     _write_row(database, record_id, {column: flipped})
 
     if column in _LOOKUP_COLUMNS:
-        with pytest.raises(NotFoundError) as caught:
+        with pytest.raises((NotFoundError, PreconditionError)) as caught:
             worker.decrypt(requested, "openai")
         assert key not in str(caught.value)
     elif column == "kek_a_version":
