@@ -9,7 +9,7 @@ import pytest
 
 from splitkey.audit import AuditRecord, SignedHead, verify_export
 from splitkey.audit.entry import ZERO_HASH
-from splitkey.errors import ConfigError, IntegrityError, InvalidInputError, PreconditionError
+from splitkey.errors import AuditUnavailableError, ConfigError, IntegrityError, InvalidInputError, PreconditionError
 from tests.test_audit_support import (
     WORKER,
     SettableClock,
@@ -182,8 +182,11 @@ def test_close_signs_final_head(tmp_path, key):
     log.append(use_record("req-1"))
     log.append(use_record("req-2"))
     log.close()
+    log.close()
 
     assert log.checkpoints()[-1].seq == 3
+    with pytest.raises(AuditUnavailableError, match="closed"):
+        log.append(use_record("req-3"))
 
 
 def test_reopen_continues_chain(tmp_path, key):

@@ -31,7 +31,8 @@ def test_report_has_charts_and_data(logs):
     assert data["denials-by-reason"]["series"] == {"FetchKey: record revoked": {"2027-01-15": 1}}
     assert data["findings-by-kind"]["series"]["high"]["missing-fetch"] == 1
     assert html.count('class="bar"') >= 6
-    assert '<table id="findings">' in html and "req-no-fetch" in html
+    assert '<table id="findings">' in html
+    assert "req-no-fetch" in html
     assert "<title>Audit &lt;test&gt;</title>" in html
 
 
@@ -51,5 +52,6 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.count("<script") == 1
     assert not re.search(r"(?:src|href)\s*=", html)
-    assert "http://" not in html and "https://" not in html
+    assert "http://" not in html
+    assert "https://" not in html
     assert "Content-Security-Policy" in html

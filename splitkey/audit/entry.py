@@ -23,7 +23,6 @@ ZERO_HASH = "0" * 64
 # Actions the log writes by itself, never passed in by a server.
 GENESIS_ACTION = "genesis"
 WITNESS_ACTION = "witness"
-FOLDED_REASON_PREFIX = "folded:"
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,6 @@ def encode_fields(domain: bytes, values: list[str | int]) -> bytes:
 
 
 def hash_fields(data: dict[str, object]) -> str:
-    """Return the entry hash of a mapping that holds every name in ENTRY_FIELDS."""
+    """Return the entry hash of a mapping that contains every name in ENTRY_FIELDS."""
     encoded = encode_fields(ENTRY_DOMAIN, [data[name] for name in ENTRY_FIELDS])  # type: ignore[misc]
     return hashlib.sha256(encoded).hexdigest()

@@ -73,13 +73,19 @@ def export_jsonl(
     heads_only = [item for item in items if isinstance(item, SignedHead)]
     if len(entries_only) + len(heads_only) != len(items):
         raise InvalidInputError("export_jsonl takes AuditEntry and SignedHead items only")
-    server_id = entries_only[0].server_id if entries_only else (heads_only[0].server_id if heads_only else "")
+    server_id = ""
+    if entries_only:
+        server_id = entries_only[0].server_id
+    elif heads_only:
+        server_id = heads_only[0].server_id
     public_key = next((e.public_key for e in entries_only if e.action == GENESIS_ACTION), "")
     return _write_lines(file, _header(server_id, public_key, 0, ZERO_HASH), entries_only, heads_only)
 
 
 def load_export(source: Path | str | TextIO | ExportedLog) -> ExportedLog:
     """Parse an export; malformed lines are collected in `parse_errors`, not raised."""
+    # NOTE: the whole export is loaded into memory. Verify very large logs in
+    # pruned segments until a streaming verifier exists.
     if isinstance(source, ExportedLog):
         return source
     if isinstance(source, (str, Path)):

@@ -126,6 +126,7 @@ class AuditLog:
         self._latest_head: SignedHead | None = None
         self._entries_since_checkpoint = 0
         self._last_checkpoint_s = clock()
+        self._closed = False
 
         try:
             self._ensure_file(at_start=True)
@@ -173,10 +174,10 @@ class AuditLog:
     def witness(self, peer: SignedHead, peer_public_key_hex: str) -> int:
         """Append the other server's signed head to this chain; return the entry's seq.
 
-        Raises IntegrityError when the signature is invalid, or when the head
-        conflicts with one witnessed before (same seq with another hash, or a
-        lower seq): that is evidence of a fork or rollback, so it is recorded
-        as an entry with outcome "error" before the error is raised.
+        Raises IntegrityError when the signature is invalid. Also raises it when
+        the head conflicts with one witnessed before (same seq with another
+        hash, or a lower seq). Such a head is evidence of a fork or rollback,
+        so it is recorded as an entry with outcome "error" first.
         """
         if not isinstance(peer, SignedHead):
             raise InvalidInputError(f"witness takes a SignedHead, not {type(peer).__name__}")
@@ -198,7 +199,10 @@ class AuditLog:
         return self._writer.submit(lambda: self._prune_now(up_to_checkpoint_seq), "prune")
 
     def close(self) -> None:
-        """Write folded denials, sign the final head and close the file."""
+        """Write folded denials, sign the final head and close the file. A second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._writer.stop(self._close_now, self._timeout_s)
 
     def __enter__(self) -> AuditLog:

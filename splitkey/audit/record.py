@@ -73,9 +73,9 @@ class AuditRecord:
 def validate_record(record: AuditRecord) -> None:
     """Raise InvalidInputError naming the first field that breaks the schema.
 
-    Strings must be `str` within their caps and without control characters;
-    fingerprints and context hashes are 64 lower-case hex digits or empty;
-    `outcome` is one of OUTCOMES; `count` is between 1 and MAX_COUNT.
+    Strings must be `str` within their caps and without control characters.
+    Fingerprints and context hashes are 64 lower-case hex digits or empty.
+    `outcome` is one of OUTCOMES, and `count` is between 1 and MAX_COUNT.
     """
     for item in fields(record):
         name = item.name

@@ -120,6 +120,8 @@ class LogFile:
 
     def is_replaced(self) -> bool:
         """Return True when the database or `-wal` file at the path is not the one opened."""
+        # NOTE: a file truncated in place keeps its inode and is not detected
+        # here. SQLite then reports corruption, which fails the write.
         return self._current_identity() != self.identity
 
     def _current_identity(self) -> tuple[FileId | None, FileId | None]:
@@ -209,7 +211,7 @@ def read_meta(connection: sqlite3.Connection) -> dict[str, str]:
 
 
 def write_meta(connection: sqlite3.Connection, values: dict[str, str]) -> None:
-    """Insert or replace meta rows; the caller holds the transaction."""
+    """Insert or replace meta rows inside a transaction the caller has begun."""
     connection.executemany(
         "INSERT INTO meta (name, value) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",

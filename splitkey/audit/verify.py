@@ -98,8 +98,9 @@ def verify_export(
 ) -> VerificationReport:
     """Verify an exported log and return a report of every problem found.
 
-    `public_key_hex` is the log's key as the auditor knows it; without it the
-    key named by the genesis entry or header is trusted. `pinned_head` is a
+    `public_key_hex` is the log's key as the auditor pinned it. Without it,
+    the key named by the genesis entry or header is trusted, so a log
+    regenerated under another key is caught only through the other server. `pinned_head` is a
     head of this log verified earlier. `peer_export` and `peer_heads` come from
     the other server, whose key is `peer_public_key_hex`.
     """

@@ -1,8 +1,8 @@
 """One dedicated thread that runs every write of an audit log, in order.
 
-Callers wait on a future for at most `timeout_s`. A write that hangs (a stuck
-disk, a blocked NFS mount) therefore blocks only the writer thread: each caller
-gets AuditUnavailableError after its own timeout, and once the thread has been
+Callers wait on a future for at most `timeout_s`. So a write that hangs (a
+stuck disk, a blocked NFS mount) blocks only the writer thread, and each caller
+gets AuditUnavailableError after its own timeout. Once the thread has been
 stuck on one job for longer than `timeout_s`, new callers fail at once instead
 of queueing behind it.
 """
@@ -88,7 +88,7 @@ class WriterThread:
         """Run `final_job` after every queued job, then end the thread.
 
         Raises AuditUnavailableError when the final job fails or does not end
-        within `timeout_s`; the thread is a daemon, so a stuck writer does not
+        within `timeout_s`. The thread is a daemon, so a stuck writer does not
         keep the process alive.
         """
         future: Future = Future()
