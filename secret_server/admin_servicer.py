@@ -1,0 +1,134 @@
+"""SecretAdmin RPC handlers: blind share re-wrap for the keystore, KEK-B versions, deny rules.
+
+RewrapShares receives, per record, only the context, wrap_b and a random r.
+It unwraps share_b, XORs it with r and wraps the result under the active
+KEK-B version. It never receives share_a, a DEK or a ciphertext, and it
+returns nothing but wrapped blobs, so it releases no share.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from secret_server.deny import SecretDenyRules
+from splitkey import record
+from splitkey import validation as validate
+from splitkey.context import Context
+from splitkey.errors import InvalidInputError, PreconditionError, SplitkeyError
+from splitkey.rpc.guard import current_identity, note_audit
+from splitkey.v1 import admin_pb2, admin_pb2_grpc
+
+_logger = logging.getLogger(__name__)
+# Items per RewrapShares call; keeps a request under the 64 KiB message limit.
+MAX_REWRAP_ITEMS = 256
+
+
+class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
+    def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules):
+        self._deployment = deployment
+        self._keyring = keyring
+        self._deny = deny
+
+    def _versions(self) -> admin_pb2.KekVersionsResponse:
+        return admin_pb2.KekVersionsResponse(
+            kind="kek-b",
+            active_version=self._keyring.active_version,
+            versions=[admin_pb2.KekVersion(version=v, state=s) for v, s in self._keyring.states().items()],
+        )
+
+    def RewrapShares(self, request, context):
+        validate.request_id(request.request_id)
+        note_audit(request_id=request.request_id)
+        if not 1 <= len(request.items) <= MAX_REWRAP_ITEMS:
+            raise InvalidInputError(f"items must hold 1 to {MAX_REWRAP_ITEMS} records, got {len(request.items)}")
+        version = self._keyring.active_version
+        active_key = self._keyring.key(version)
+        results = []
+        for index, item in enumerate(request.items):
+            key_context = self._item_context(item, index)
+            try:
+                share_b = record.unwrap_share(self._keyring.key(record.wrap_version(item.wrap_b)), item.wrap_b,
+                                              key_context, "share-b")
+            except SplitkeyError as error:
+                # Reported per record so one bad row does not stop the batch; the message names no bytes.
+                message = str(error) or "integrity check failed"
+                _logger.error("RewrapShares: record %s not re-wrapped: %s", key_context.record_id, message)
+                results.append(admin_pb2.RewrapResult(record_id=key_context.record_id, error=message))
+                continue
+            refreshed = record.xor_bytes(share_b, item.r)
+            del share_b
+            wrap_b = record.wrap_share(active_key, version, refreshed, key_context, "share-b")
+            del refreshed
+            results.append(admin_pb2.RewrapResult(record_id=key_context.record_id, wrap_b=wrap_b, kek_b_version=version))
+        _logger.info("re-wrapped %d shares under KEK-B version %d for %s", len(results), version,
+                     current_identity().uri)
+        return admin_pb2.RewrapSharesResponse(results=results)
+
+    def _item_context(self, item, index: int) -> Context:
+        where = f"items[{index}]"
+        try:
+            key_context = validate.context_of(item, self._deployment)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{where}: {error}") from None
+        if len(item.r) != record.SHARE_BYTES:
+            raise InvalidInputError(f"{where}.r must be exactly {record.SHARE_BYTES} random bytes, got {len(item.r)}")
+        try:
+            record.wrap_version(item.wrap_b)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{where}: {error}") from None
+        return key_context
+
+    # -- KEK-B versions ----------------------------------------------------------
+
+    def AddKekVersion(self, request, context):
+        validate.request_id(request.request_id)
+        version = self._keyring.add_version()
+        note_audit(request_id=request.request_id, key_versions=f"b{version}")
+        _logger.warning("KEK-B version %d added by %s", version, current_identity().uri)
+        return self._versions()
+
+    def ActivateKekVersion(self, request, context):
+        validate.request_id(request.request_id)
+        note_audit(request_id=request.request_id, key_versions=f"b{request.version}")
+        self._keyring.activate_version(request.version)
+        # New deny rules are signed under the new version from now on; re-sign the head too.
+        self._deny.resign()
+        _logger.warning("KEK-B version %d activated by %s", request.version, current_identity().uri)
+        return self._versions()
+
+    def KekVersions(self, request, context):
+        return self._versions()
+
+    def RetireKekVersion(self, request, context):
+        # Only the keystore calls this, after it found no row under the version and two
+        # security identities approved; the secret server cannot see rows itself.
+        validate.request_id(request.request_id)
+        note_audit(request_id=request.request_id, key_versions=f"b{request.version}")
+        if request.kind != "kek-b":
+            raise InvalidInputError("kind must be 'kek-b' on the secret server")
+        if self._deny.mac_version() == request.version:
+            raise PreconditionError(f"key version {request.version} still signs the deny rules; activate another first")
+        self._keyring.retire_version(request.version)
+        _logger.warning("KEK-B version %d retired at the request of %s", request.version, current_identity().uri)
+        return admin_pb2.RetireKekVersionResponse(state="retired")
+
+    # -- deny rules --------------------------------------------------------------
+
+    def SetAccess(self, request, context):
+        identity = current_identity()
+        validate.request_id(request.request_id)
+        note_audit(request_id=request.request_id)
+        rule = self._deny.set_rule(
+            request.subject_kind, request.subject, disabled=request.disabled, reason=request.reason, actor=identity.uri
+        )
+        return _rule_message(rule)
+
+    def ListAccess(self, request, context):
+        return admin_pb2.ListAccessResponse(rules=[_rule_message(rule) for rule in self._deny.rules()])
+
+
+def _rule_message(rule) -> admin_pb2.AccessRule:
+    return admin_pb2.AccessRule(
+        subject_kind=rule.subject_kind, subject=rule.subject, disabled=rule.disabled, reason=rule.reason,
+        actor=rule.actor, updated_at_ms=rule.updated_at_ms,
+    )
