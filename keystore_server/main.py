@@ -6,18 +6,24 @@ import logging
 
 import grpc
 
+from keystore_server.access import KeystoreAccess
+from keystore_server.admin_servicer import KeystoreAdminServicer
+from keystore_server.modes import ModeBook
 from keystore_server.policy import ALLOW
+from keystore_server.rotation.engine import RewrapEngine
+from keystore_server.rotation.secret_link import SecretLink
+from keystore_server.rows import RowMac
 from keystore_server.servicer import KeystoreServicer
 from keystore_server.store import KeystoreStore
 from keystore_server.tombstones import TombstoneSender
 from splitkey.config import load_keystore_config
 from splitkey.hardening import disable_core_dumps
-from splitkey.kek import load_keyring
+from splitkey.live_keyring import LiveKeyring
 from splitkey.keyfiles import load_signing_key
 from splitkey.logsetup import configure_logging
 from splitkey.rpc.guard import Guard
 from splitkey.rpc.server import start_server, wait_for_signal
-from splitkey.v1 import keystore_pb2_grpc
+from splitkey.v1 import admin_pb2_grpc, keystore_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 
@@ -26,20 +32,31 @@ def serve(config_path: str) -> int:
     config = load_keystore_config(config_path)
     configure_logging(config.log_file)
     disable_core_dumps()
-    keyring = load_keyring(config.kek_a.keyring, config.kek_a.passphrase.read())
+    keyring = LiveKeyring(config.kek_a, "kek-a", config.trust_domain)
     store = KeystoreStore(config.database, config.limits.sqlite_busy_timeout_s)
     tombstones = TombstoneSender(config, store)
+    access = KeystoreAccess(store.db, keyring, config.trust_domain)
+    link = SecretLink(config)
+    engine = RewrapEngine(
+        db=store.db, keyring=keyring, deployment=config.trust_domain, link=link, access=access,
+        modes=ModeBook(store, RowMac(keyring, config.trust_domain), keyring),
+    )
     servicer = KeystoreServicer(
         deployment=config.trust_domain,
         store=store,
         keyring=keyring,
         signing_key=load_signing_key(config.grant_signing_key),
         on_tombstone=tombstones.notify,
+        access=access,
+    )
+    admin = KeystoreAdminServicer(
+        deployment=config.trust_domain, db=store.db, keyring=keyring, link=link, access=access, engine=engine
     )
 
     def register(server: grpc.Server) -> list[str]:
         keystore_pb2_grpc.add_KeystoreServicer_to_server(servicer, server)
-        return ["splitkey.v1.Keystore"]
+        admin_pb2_grpc.add_KeystoreAdminServicer_to_server(admin, server)
+        return ["splitkey.v1.Keystore", "splitkey.v1.KeystoreAdmin"]
 
     guard = Guard(config.trust_domain, ALLOW)
     running = start_server(listen=config.listen, tls=config.tls, limits=config.limits, guard=guard, register=register)
@@ -48,9 +65,12 @@ def serve(config_path: str) -> int:
         running.port, keyring.active_version, config.database,
     )
     tombstones.start()
+    engine.resume_all()
     print(f"keystore ready on port {running.port}", flush=True)
 
     def on_stop() -> None:
+        engine.stop()
+        link.close()
         tombstones.stop()
         store.flush_last_used()
         store.db.close()

@@ -10,3 +10,18 @@ ALLOW = {
     _SERVICE + "SetMode": frozenset({"app"}),
     _SERVICE + "GetWorkspace": frozenset({"app", "security", "auditor"}),
 }
+
+_ADMIN = "/splitkey.v1.KeystoreAdmin/"
+_SECURITY = frozenset({"security"})
+_SECURITY_READ = frozenset({"security", "auditor"})
+ALLOW.update({
+    _ADMIN + "AddKekVersion": _SECURITY,
+    _ADMIN + "ActivateKekVersion": _SECURITY,
+    _ADMIN + "KekVersions": _SECURITY_READ,
+    _ADMIN + "StartRewrap": _SECURITY,
+    _ADMIN + "RewrapStatus": _SECURITY_READ,
+    _ADMIN + "RetireKekVersion": _SECURITY,
+    _ADMIN + "SetAccess": _SECURITY,
+    _ADMIN + "ListAccess": _SECURITY_READ,
+    _ADMIN + "Verify": _SECURITY_READ,
+})

@@ -6,17 +6,19 @@ import logging
 
 import grpc
 
+from secret_server.admin_servicer import SecretAdminServicer
+from secret_server.deny import SecretDenyRules
 from secret_server.policy import ALLOW
 from secret_server.servicer import SecretServicer
 from secret_server.store import SecretStore
 from splitkey.config import load_secret_config
 from splitkey.hardening import disable_core_dumps
-from splitkey.kek import load_keyring
+from splitkey.live_keyring import LiveKeyring
 from splitkey.keyfiles import load_verify_key
 from splitkey.logsetup import configure_logging
 from splitkey.rpc.guard import Guard
 from splitkey.rpc.server import start_server, wait_for_signal
-from splitkey.v1 import secret_pb2_grpc
+from splitkey.v1 import admin_pb2_grpc, secret_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 
@@ -25,18 +27,22 @@ def serve(config_path: str) -> int:
     config = load_secret_config(config_path)
     configure_logging(config.log_file)
     disable_core_dumps()
-    keyring = load_keyring(config.kek_b.keyring, config.kek_b.passphrase.read())
+    keyring = LiveKeyring(config.kek_b, "kek-b", config.trust_domain)
     store = SecretStore(config.database, config.limits.sqlite_busy_timeout_s)
+    deny = SecretDenyRules(store.db, keyring, config.trust_domain)
     servicer = SecretServicer(
         deployment=config.trust_domain,
         store=store,
         keyring=keyring,
         verify_key=load_verify_key(config.grant_verify_key),
+        deny=deny,
     )
+    admin = SecretAdminServicer(deployment=config.trust_domain, keyring=keyring, deny=deny)
 
     def register(server: grpc.Server) -> list[str]:
         secret_pb2_grpc.add_SecretServerServicer_to_server(servicer, server)
-        return ["splitkey.v1.SecretServer"]
+        admin_pb2_grpc.add_SecretAdminServicer_to_server(admin, server)
+        return ["splitkey.v1.SecretServer", "splitkey.v1.SecretAdmin"]
 
     guard = Guard(config.trust_domain, ALLOW)
     running = start_server(listen=config.listen, tls=config.tls, limits=config.limits, guard=guard, register=register)

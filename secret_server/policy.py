@@ -11,3 +11,16 @@ ALLOW = {
     _SERVICE + "UnwrapShare": frozenset({"worker"}),
     _SERVICE + "Tombstone": frozenset({"keystore"}),
 }
+
+# RewrapShares and RetireKekVersion are for the keystore alone: RewrapShares returns
+# only wrapped blobs, and the keystore is the one that knows which rows use a version.
+_ADMIN = "/splitkey.v1.SecretAdmin/"
+ALLOW.update({
+    _ADMIN + "RewrapShares": frozenset({"keystore"}),
+    _ADMIN + "AddKekVersion": frozenset({"security"}),
+    _ADMIN + "ActivateKekVersion": frozenset({"security"}),
+    _ADMIN + "KekVersions": frozenset({"security", "keystore", "auditor"}),
+    _ADMIN + "RetireKekVersion": frozenset({"keystore"}),
+    _ADMIN + "SetAccess": frozenset({"security"}),
+    _ADMIN + "ListAccess": frozenset({"security", "auditor"}),
+})
