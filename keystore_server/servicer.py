@@ -29,8 +29,10 @@ def _now_ms() -> int:
 
 class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
     def __init__(self, *, deployment: str, store: KeystoreStore, keyring, signing_key: nacl.signing.SigningKey,
-                 on_tombstone=None):
+                 on_tombstone=None, access=None):
         self._deployment = deployment
+        # keystore_server.access.KeystoreAccess, checked by FetchKey; None disables the check.
+        self._access = access
         self._store = store
         self._keyring = keyring
         self._macs = RowMac(keyring, deployment)
@@ -150,6 +152,8 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         note_audit(request_id=request.request_id, workspace=workspace, provider=provider)
         reply_key = validate.reply_key(request.reply_key)
         row, resolution = self._modes.resolve(workspace, provider)
+        if self._access is not None:
+            self._access.check(record_id=row.record_id, workspaces=(workspace, row.workspace), identity=identity.uri)
         key_context = row.context(self._deployment)
         note_audit(
             record_id=row.record_id, context_hash=key_context.digest().hex(),

@@ -21,8 +21,11 @@ _logger = logging.getLogger(__name__)
 
 
 class SecretServicer(secret_pb2_grpc.SecretServerServicer):
-    def __init__(self, *, deployment: str, store: SecretStore, keyring, verify_key: nacl.signing.VerifyKey):
+    def __init__(self, *, deployment: str, store: SecretStore, keyring, verify_key: nacl.signing.VerifyKey,
+                 deny=None):
         self._deployment = deployment
+        # secret_server.deny.SecretDenyRules, checked by UnwrapShare; None disables the check.
+        self._deny = deny
         self._store = store
         self._keyring = keyring
         self._verify_key = verify_key
@@ -72,6 +75,8 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         )
         if self._store.is_tombstoned(key_context.record_id):
             raise PreconditionError(f"record {key_context.record_id} was replaced or removed and cannot be used")
+        if self._deny is not None:
+            self._deny.check(record_id=key_context.record_id, workspaces=(key_context.workspace,), identity=identity.uri)
         kek = self._keyring.key(version)
         self._replay.claim(request.request_id, request.grant.signature)
         try:
