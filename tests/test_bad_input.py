@@ -337,11 +337,9 @@ def test_message_just_under_limit_reaches_handler(channels):
     assert "ciphertext must be exactly" in caught.value.details()
 
 
-# Serialized requests that protobuf cannot parse. grpcio 1.85 runs the request
-# deserializer before the guard's handler, so the caller gets INTERNAL
-# "Exception deserializing request!" and the guard never sees the call.
-# NOTE: INVALID_ARGUMENT would be the precise status; the guard could get it by
-# deserializing after authorization.
+# Serialized requests that protobuf cannot parse. The guard parses requests
+# itself after authorization, so an allowed caller gets INVALID_ARGUMENT and an
+# unauthorized one PERMISSION_DENIED, never grpc's INTERNAL.
 _GARBAGE = {
     "random-bytes": b"\xff" * 40,
     "invalid-utf8-in-string-field": b"\x12\x02\xff\xfe",
@@ -365,8 +363,21 @@ def test_unparsable_request_does_not_crash(channels, role, server, method, paylo
     with pytest.raises(grpc.RpcError) as caught:
         call(payload, timeout=10)
 
-    assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL)
+    # Some payloads parse as unknown fields and fail the field checks instead.
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     _assert_no_echo(caught.value.details(), payload)
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_unparsable_request_from_wrong_role_denied(channels):
+    call = channels[("auditor", "keystore")].unary_unary(
+        "/splitkey.v1.Keystore/PutKey", request_serializer=None, response_deserializer=None
+    )
+
+    with pytest.raises(grpc.RpcError) as caught:
+        call(b"\xff" * 40, timeout=10)
+
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.usefixtures("still_serving")

@@ -87,16 +87,19 @@ class Guard(grpc.ServerInterceptor):
             # Health needs a verified client certificate (TLS enforces that) but no role.
             return handler
         roles = self._allow.get(method, frozenset())
+        # Requests arrive as raw bytes and are parsed after authorization, so a
+        # malformed body from an unauthorized caller is denied (and audited), and
+        # one from an authorized caller gets INVALID_ARGUMENT instead of grpc's
+        # INTERNAL "Exception deserializing request".
+        parse = handler.request_deserializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap(method, roles, handler.unary_unary, streaming=False),
-                request_deserializer=handler.request_deserializer,
+                self._wrap(method, roles, handler.unary_unary, streaming=False, parse=parse),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap(method, roles, handler.unary_stream, streaming=True),
-                request_deserializer=handler.request_deserializer,
+                self._wrap(method, roles, handler.unary_stream, streaming=True, parse=parse),
                 response_serializer=handler.response_serializer,
             )
         _logger.error("method %s has a streaming shape the guard does not support; denying", method)
@@ -153,13 +156,25 @@ class Guard(grpc.ServerInterceptor):
         except errors.AuditUnavailableError:
             _logger.error("audit log unavailable while recording a failed %s for %s", method, identity.uri)
 
-    def _wrap(self, method: str, roles: frozenset[str], behavior, streaming: bool):
-        def guarded_unary(request, context):
+    def _wrap(self, method: str, roles: frozenset[str], behavior, streaming: bool, parse):
+        name = method.rsplit("/", 1)[-1]
+
+        def parsed(raw: bytes):
+            if parse is None:
+                return raw
+            try:
+                return parse(raw)
+            except Exception:  # noqa: BLE001 - protobuf raises DecodeError and others on bad input
+                raise errors.InvalidInputError(
+                    f"request body is not a valid {name} request message; send a serialized protobuf of the right type"
+                ) from None
+
+        def guarded_unary(raw_request, context):
             identity = self._authorize(context, method, roles)
             details: dict = {}
             tokens = (_current_identity.set(identity), _audit_details.set(details))
             try:
-                response = behavior(request, context)
+                response = behavior(parsed(raw_request), context)
                 # The entry is durable before the reply leaves; if it cannot be
                 # written, the reply is dropped.
                 self._record(AuditEvent(method, identity, context.peer(), "allowed", "", details))
@@ -174,11 +189,12 @@ class Guard(grpc.ServerInterceptor):
             # Abort outside the except block: abort works by raising.
             context.abort(*failure)
 
-        def guarded_stream(request, context):
+        def guarded_stream(raw_request, context):
             identity = self._authorize(context, method, roles)
             details: dict = {}
             tokens = (_current_identity.set(identity), _audit_details.set(details))
             try:
+                request = parsed(raw_request)
                 # Streams are audited when they start: the entry names what was asked for.
                 self._record(AuditEvent(method, identity, context.peer(), "allowed", "", details))
                 yield from behavior(request, context)
