@@ -370,7 +370,7 @@ def test_unparsable_request_does_not_crash(channels, role, server, method, paylo
 
 @pytest.mark.usefixtures("still_serving")
 def test_unparsable_request_from_wrong_role_denied(channels):
-    call = channels[("auditor", "keystore")].unary_unary(
+    call = channels[("worker", "keystore")].unary_unary(
         "/splitkey.v1.Keystore/PutKey", request_serializer=None, response_deserializer=None
     )
 
