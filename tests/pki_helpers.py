@@ -97,6 +97,15 @@ def call_raw(channel: grpc.Channel, method: str, request: bytes = b"", *, stream
     return channel.unary_unary(method)(request, timeout=timeout)
 
 
+def rpc_status(channel: grpc.Channel, method: str, request: bytes = b"", *, streaming: bool = False):
+    """Call `method` and return its (code, details), with (OK, "") for a call that succeeded."""
+    try:
+        call_raw(channel, method, request, streaming=streaming)
+    except grpc.RpcError as error:
+        return error.code(), error.details() or ""
+    return grpc.StatusCode.OK, ""
+
+
 def rpc_failure(channel: grpc.Channel, method: str, request: bytes = b"", *, streaming: bool = False):
     """Call `method` and return the failed call's (code, details); fail the test if it succeeded."""
     try:
