@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "client.cli.pki_commands",
     "client.cli.up_command",
     "client.cli.key_commands",
+    "client.cli.rotate_commands",
 )
 
 
