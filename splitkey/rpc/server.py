@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -47,6 +48,10 @@ def start_server(
     register: Callable[[grpc.Server], list[str]],
 ) -> RunningServer:
     """Bind `listen` with mTLS and start serving; `register` adds servicers and returns their names."""
+    if os.environ.get("GRPC_VERBOSITY", "").upper() in ("ERROR", "NONE"):
+        # grpc's C core reports rejected client certificates ("Handshake failed")
+        # at INFO on stderr; these levels hide every rejected connection attempt.
+        _logger.warning("GRPC_VERBOSITY=%s hides rejected TLS handshakes from the log; unset it", os.environ["GRPC_VERBOSITY"])
     credentials = server_credentials(tls)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="rpc"),
