@@ -42,7 +42,7 @@ AUDIT_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One finished call as the audit log sees it."""
+    """One finished call, as the audit hook receives it."""
 
     method: str
     identity: Identity | None
@@ -111,7 +111,7 @@ class Guard(grpc.ServerInterceptor):
         try:
             self._record(AuditEvent(method, identity, context.peer(), "denied", reason))
         except errors.AuditUnavailableError:
-            # The denial stands either way; only its entry is lost.
+            # The caller is denied either way, so only the entry is lost.
             _logger.error("audit log unavailable while recording a denial of %s for %s", method, who)
         context.set_trailing_metadata(((ERROR_KIND_KEY, "permission-denied"),))
         context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
