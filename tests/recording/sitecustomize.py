@@ -27,7 +27,8 @@ if _PATH:
             method = handler_call_details.method
 
             def record(request, context):
-                line = f"{method} {base64.b64encode(request.SerializeToString()).decode()}\n"
+                payload = request if isinstance(request, bytes) else request.SerializeToString()
+                line = f"{method} {base64.b64encode(payload).decode()}\n"
                 with _lock, open(_PATH, "a") as handle:
                     handle.write(line)
                 return inner(request, context)
