@@ -87,7 +87,7 @@ def test_interrupted_restore_keeps_previous_database(deployment, tmp_path, monke
         assert worker.decrypt("ws-0007", "openai").reveal() == support.api_key(7, generation=1)
 
 
-def test_restore_rejects_a_file_that_is_not_a_keystore(deployment, tmp_path):
+def test_restore_rejects_non_keystore_file(deployment, tmp_path):
     bogus = tmp_path / "bogus.sqlite3"
     connection = sqlite3.connect(bogus)
     connection.execute("CREATE TABLE other (x)")

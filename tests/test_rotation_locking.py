@@ -1,4 +1,4 @@
-"""C7 under rotation: 8 threads x 50 store operations while a re-wrap job commits small batches."""
+"""Write locking: 8 threads x 50 store operations while a re-wrap job commits one-row batches."""
 
 from __future__ import annotations
 

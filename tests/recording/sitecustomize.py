@@ -1,9 +1,10 @@
 """Record every unary request a splitkey server receives, for tests that assert on message contents.
 
-Loaded by Python at start-up when this folder is on PYTHONPATH. It does
-nothing unless SPLITKEY_TEST_RECORD names a file; then it wraps grpc.server
-so that an interceptor, placed before the server's own guard, appends
-"<method> <base64 of the serialized request>" to that file for every call.
+Python loads this module at start-up when this folder is on PYTHONPATH. It
+does nothing unless SPLITKEY_TEST_RECORD names a file. Then it wraps
+grpc.server, so that an interceptor placed before the server's own guard
+appends "<method> <base64 of the serialized request>" to that file for every
+call.
 """
 
 import base64
