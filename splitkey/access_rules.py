@@ -5,7 +5,7 @@ worker identity (SPIFFE URI). Both servers keep their own copy and check it
 on every request, so a write to one database alone cannot lift a rule: the
 other server still refuses.
 
-Within one database, a head row holds a generation counter and an
+Within one database, a head row contains a generation counter and an
 HMAC-SHA256 over the generation and every rule, under a key derived from the
 server's KEK (KEK-A on the keystore, KEK-B on the secret server). An edited,
 added or deleted rule therefore fails the check, and every request is then

@@ -5,7 +5,7 @@
     splitkey retire kek-a|kek-b N   propose or approve retiring version N (two security identities)
     splitkey revoke record|workspace ID --reason TEXT [--lift]
     splitkey deny WORKER_URI --reason TEXT [--lift]
-    splitkey verify                 rows whose KEK versions a server no longer holds
+    splitkey verify                 rows under a KEK version that a server no longer has
     splitkey backup / restore       on the keystore host, with its keystore.toml
 """
 
@@ -228,7 +228,7 @@ def register(subparsers) -> None:
     _add_client_option(deny)
     deny.set_defaults(func=_deny)
 
-    verify = subparsers.add_parser("verify", help="report rows whose KEK versions a server no longer holds")
+    verify = subparsers.add_parser("verify", help="report rows under a KEK version that a server no longer has")
     _add_client_option(verify)
     verify.set_defaults(func=_verify)
 
