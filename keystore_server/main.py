@@ -8,6 +8,7 @@ import grpc
 
 from keystore_server.access import KeystoreAccess
 from keystore_server.admin_servicer import KeystoreAdminServicer
+from keystore_server.audit_witness import WitnessExchange
 from keystore_server.modes import ModeBook
 from keystore_server.policy import ALLOW
 from keystore_server.rotation.engine import RewrapEngine
@@ -16,6 +17,9 @@ from keystore_server.rows import RowMac
 from keystore_server.servicer import KeystoreServicer
 from keystore_server.store import KeystoreStore
 from keystore_server.tombstones import TombstoneSender
+from splitkey.audit.hook import AuditHook
+from splitkey.audit.server_log import open_server_log
+from splitkey.audit.service import AuditLogServicer
 from splitkey.config import load_keystore_config
 from splitkey.hardening import disable_core_dumps
 from splitkey.live_keyring import LiveKeyring
@@ -23,7 +27,7 @@ from splitkey.keyfiles import load_signing_key
 from splitkey.logsetup import configure_logging
 from splitkey.rpc.guard import Guard
 from splitkey.rpc.server import start_server, wait_for_signal
-from splitkey.v1 import admin_pb2_grpc, keystore_pb2_grpc
+from splitkey.v1 import admin_pb2_grpc, audit_pb2_grpc, keystore_pb2_grpc
 
 _logger = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ def serve(config_path: str) -> int:
     disable_core_dumps()
     keyring = LiveKeyring(config.kek_a, "kek-a", config.trust_domain)
     store = KeystoreStore(config.database, config.limits.sqlite_busy_timeout_s)
+    audit_log = open_server_log(config.audit, config.audit_log)
     tombstones = TombstoneSender(config, store)
     access = KeystoreAccess(store.db, keyring, config.trust_domain)
     link = SecretLink(config)
@@ -56,24 +61,31 @@ def serve(config_path: str) -> int:
     def register(server: grpc.Server) -> list[str]:
         keystore_pb2_grpc.add_KeystoreServicer_to_server(servicer, server)
         admin_pb2_grpc.add_KeystoreAdminServicer_to_server(admin, server)
-        return ["splitkey.v1.Keystore", "splitkey.v1.KeystoreAdmin"]
+        audit_pb2_grpc.add_AuditLogServicer_to_server(AuditLogServicer(audit_log), server)
+        return ["splitkey.v1.Keystore", "splitkey.v1.KeystoreAdmin", "splitkey.v1.AuditLog"]
 
     guard = Guard(config.trust_domain, ALLOW)
+    guard.set_audit(AuditHook(audit_log))
+    witness = WitnessExchange(config, audit_log)
     running = start_server(listen=config.listen, tls=config.tls, limits=config.limits, guard=guard, register=register)
     _logger.info(
         "keystore serving on port %d (KEK-A version %d active, database %s)",
         running.port, keyring.active_version, config.database,
     )
     tombstones.start()
+    witness.start()
     engine.resume_all()
     print(f"keystore ready on port {running.port}", flush=True)
 
     def on_stop() -> None:
+        witness.stop()
         engine.stop()
         link.close()
         tombstones.stop()
         store.flush_last_used()
         store.db.close()
+        # Last, after every RPC has drained: writes folded denials and signs the final head.
+        audit_log.close()
 
     wait_for_signal(running, on_stop=on_stop)
     return 0

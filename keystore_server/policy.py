@@ -25,3 +25,12 @@ ALLOW.update({
     _ADMIN + "ListAccess": _SECURITY_READ,
     _ADMIN + "Verify": _SECURITY_READ,
 })
+
+# The keystore serves its own audit log to auditors. WitnessHead is absent: the
+# keystore fetches the secret server's head itself and accepts none pushed to it.
+_AUDIT = "/splitkey.v1.AuditLog/"
+ALLOW.update({
+    _AUDIT + "StreamEntries": frozenset({"auditor"}),
+    _AUDIT + "GetCheckpoints": frozenset({"auditor"}),
+    _AUDIT + "LatestHead": frozenset({"auditor"}),
+})

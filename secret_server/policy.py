@@ -24,3 +24,13 @@ ALLOW.update({
     _ADMIN + "SetAccess": frozenset({"security"}),
     _ADMIN + "ListAccess": frozenset({"security", "auditor"}),
 })
+
+# The keystore fetches this log's latest head and pushes its own with
+# WitnessHead, so each log holds signed heads of the other.
+_AUDIT = "/splitkey.v1.AuditLog/"
+ALLOW.update({
+    _AUDIT + "StreamEntries": frozenset({"auditor"}),
+    _AUDIT + "GetCheckpoints": frozenset({"auditor"}),
+    _AUDIT + "LatestHead": frozenset({"auditor", "keystore"}),
+    _AUDIT + "WitnessHead": frozenset({"keystore"}),
+})

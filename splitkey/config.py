@@ -9,6 +9,7 @@ named file exists, so a typo fails at start-up and not at the first request.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,27 @@ class ServerLimits:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The [audit] table: this server's audit signing key, the other server's key, and timings.
+
+    The log itself is `<data_dir>/audit.sqlite3`. Times are in seconds.
+    """
+
+    # Ed25519 seed (hex, 0600) that signs this server's audit heads.
+    signing_key: Path
+    # Hex Ed25519 public key of the other server's audit log, to verify the heads it witnesses.
+    peer_public_key: str
+    # Name of this log in its entries and signed heads.
+    server_id: str
+    timeout_s: float = 2.0
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 60.0
+    # How often the keystore exchanges signed heads with the secret server.
+    witness_interval_s: float = 30.0
+    denial_window_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class KeystoreConfig:
     listen: str
     trust_domain: str
@@ -79,10 +101,15 @@ class KeystoreConfig:
     secret_server_tls: TlsFiles
     limits: ServerLimits = field(default_factory=ServerLimits)
     log_file: Path | None = None
+    audit: AuditConfig | None = None
 
     @property
     def database(self) -> Path:
         return self.data_dir / "keystore.sqlite3"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -95,10 +122,15 @@ class SecretConfig:
     grant_verify_key: Path
     limits: ServerLimits = field(default_factory=ServerLimits)
     log_file: Path | None = None
+    audit: AuditConfig | None = None
 
     @property
     def database(self) -> Path:
         return self.data_dir / "secret.sqlite3"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -199,6 +231,40 @@ def _limits(data: dict, source: Path) -> ServerLimits:
     return ServerLimits(**values)
 
 
+_HEX_PUBLIC_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def _audit(data: dict, source: Path, base: Path, limits: ServerLimits, default_server_id: str) -> AuditConfig:
+    where = f"{source} [audit]"
+    table = data.get("audit")
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{source}: missing table [audit]; add signing_key and peer_public_key "
+            "(`splitkey pki init` writes them)"
+        )
+    peer_public_key = _string(table, "peer_public_key", where)
+    if not _HEX_PUBLIC_KEY.fullmatch(peer_public_key):
+        raise ConfigError(f"{where}: 'peer_public_key' must be 64 lower-case hex digits (an Ed25519 public key)")
+    server_id = table.get("server_id", default_server_id)
+    if not isinstance(server_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", server_id):
+        raise ConfigError(f"{where}: 'server_id' must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'")
+    defaults = AuditConfig(signing_key=Path(), peer_public_key="", server_id="", timeout_s=limits.audit_timeout_s)
+    values: dict = {}
+    for name in ("timeout_s", "checkpoint_every", "checkpoint_interval_s", "witness_interval_s", "denial_window_s"):
+        value = table.get(name, getattr(defaults, name))
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where}: '{name}' must be a positive number")
+        if name == "checkpoint_every" and not isinstance(value, int):
+            raise ConfigError(f"{where}: 'checkpoint_every' must be a whole number of entries")
+        values[name] = value
+    return AuditConfig(
+        signing_key=_path(table, "signing_key", where, base),
+        peer_public_key=peer_public_key,
+        server_id=server_id,
+        **values,
+    )
+
+
 def _read(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
@@ -223,6 +289,7 @@ def load_keystore_config(path: str | os.PathLike) -> KeystoreConfig:
     data = _read(source)
     server = _table(data, "server", source)
     secret = _table(data, "secret_server", source)
+    limits = _limits(data, source)
     return KeystoreConfig(
         listen=_string(server, "listen", f"{source} [server]"),
         trust_domain=_string(server, "trust_domain", f"{source} [server]"),
@@ -232,8 +299,9 @@ def load_keystore_config(path: str | os.PathLike) -> KeystoreConfig:
         grant_signing_key=_path(_table(data, "grant", source), "signing_key", f"{source} [grant]", base),
         secret_server_address=_string(secret, "address", f"{source} [secret_server]"),
         secret_server_tls=_tls(secret, f"{source} [secret_server]", base),
-        limits=_limits(data, source),
+        limits=limits,
         log_file=_log_file(server, base),
+        audit=_audit(data, source, base, limits, "keystore"),
     )
 
 
@@ -242,6 +310,7 @@ def load_secret_config(path: str | os.PathLike) -> SecretConfig:
     base = source.parent
     data = _read(source)
     server = _table(data, "server", source)
+    limits = _limits(data, source)
     return SecretConfig(
         listen=_string(server, "listen", f"{source} [server]"),
         trust_domain=_string(server, "trust_domain", f"{source} [server]"),
@@ -249,8 +318,9 @@ def load_secret_config(path: str | os.PathLike) -> SecretConfig:
         tls=_tls(_table(data, "tls", source), f"{source} [tls]", base),
         kek_b=_kek(_table(data, "kek", source), f"{source} [kek]", base),
         grant_verify_key=_path(_table(data, "grant", source), "verify_key", f"{source} [grant]", base),
-        limits=_limits(data, source),
+        limits=limits,
         log_file=_log_file(server, base),
+        audit=_audit(data, source, base, limits, "secret"),
     )
 
 

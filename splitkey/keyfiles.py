@@ -1,4 +1,4 @@
-"""Ed25519 grant keys on disk: hex text of the 32-byte seed (private, 0600) or public key."""
+"""Ed25519 grant and audit keys on disk: hex text of the 32-byte seed (private, 0600) or public key."""
 
 from __future__ import annotations
 
@@ -27,3 +27,8 @@ def load_signing_key(path: Path) -> nacl.signing.SigningKey:
 
 def load_verify_key(path: Path) -> nacl.signing.VerifyKey:
     return nacl.signing.VerifyKey(_hex_file(path, "grant verify key"))
+
+
+def load_audit_signing_key(path: Path) -> nacl.signing.SigningKey:
+    """Load the Ed25519 seed that signs a server's audit log heads."""
+    return nacl.signing.SigningKey(_hex_file(path, "audit signing key"))

@@ -79,6 +79,9 @@ keystore/to-secret.*            the keystore's client certificate for the secret
                                 server (issued by the secret CA)
 keystore/grant-signing.key      Ed25519 seed (hex) that signs use grants
 secret/grant-verify.pub         matching Ed25519 public key (hex)
+keystore/audit-signing.key,     Ed25519 seeds (hex) that sign each server's audit
+secret/audit-signing.key        log heads; each server's TOML names the other's
+                                public key under [audit]
 clients/<role>/                 certificates of spiffe://{trust_domain}/<role>/dev,
                                 one per server, valid for {client_days} days
 
@@ -225,10 +228,32 @@ def _write_kek(root: Path, server: str, purpose: str, trust_domain: str, argon2_
     )
 
 
+def _write_audit_keys(root: Path) -> dict[str, str]:
+    """Write each server's audit signing seed and return {server: hex public key}."""
+    public_keys = {}
+    for server in ("keystore", "secret"):
+        signing_key = SigningKey.generate()
+        write_atomically(root / f"{server}/audit-signing.key", bytes(signing_key).hex().encode(), PRIVATE_FILE_MODE)
+        public_keys[server] = signing_key.verify_key.encode().hex()
+    return public_keys
+
+
+def _audit_table(server: str, peer_public_key: str) -> dict:
+    return {
+        "signing_key": f"{server}/audit-signing.key",
+        "peer_public_key": peer_public_key,
+        "timeout_s": 2.0,
+        "checkpoint_every": 1000,
+        "checkpoint_interval_s": 60.0,
+        "witness_interval_s": 30.0,
+    }
+
+
 def _write_servers(
     root: Path, trust_domain: str, keystore_ca: CertifiedKey, secret_ca: CertifiedKey, addresses: tuple[str, str]
 ) -> None:
     keystore_address, secret_address = addresses
+    audit_keys = _write_audit_keys(root)
     for server, ca, address in (("keystore", keystore_ca, keystore_address), ("secret", secret_ca, secret_address)):
         make_private_directory(root / server / "data")
         dns, ips = _server_names(split_address(address)[0])
@@ -259,6 +284,7 @@ def _write_servers(
                 "key": "keystore/to-secret.key",
                 "ca": "ca/secret-ca.pem",
             },
+            "audit": _audit_table("keystore", audit_keys["secret"]),
         },
     )
     _write_toml(
@@ -273,6 +299,7 @@ def _write_servers(
             "tls": {"cert": "secret/server.pem", "key": "secret/server.key", "ca": "ca/secret-ca.pem"},
             "kek": {"keyring": "secret/kek-b.keyring.json", "passphrase_file": "secret/kek-b.passphrase"},
             "grant": {"verify_key": "secret/grant-verify.pub"},
+            "audit": _audit_table("secret", audit_keys["keystore"]),
         },
     )
 
