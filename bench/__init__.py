@@ -1,0 +1,1 @@
+"""Benchmarks that run against real splitkey servers. How to run them: docs/benchmarks.md."""
