@@ -7,7 +7,9 @@ other server still refuses.
 
 Within one database, a head row contains a generation counter and an
 HMAC-SHA256 over the generation and every rule, under a key derived from the
-server's KEK (KEK-A on the keystore, KEK-B on the secret server). An edited,
+server's KEK (KEK-A on the keystore, KEK-B on the secret server). The tag is
+truncated to 128 bits and stored as hex text, so the secret server's
+database holds no BLOB and no 32-byte value at all. An edited,
 added or deleted rule therefore fails the check, and every request is then
 refused with IntegrityError until an administrator writes a rule again
 through the RPC. NOTE: deleting the head row together with every rule looks
@@ -36,6 +38,7 @@ _logger = logging.getLogger(__name__)
 
 SUBJECT_KINDS = ("record", "workspace", "identity")
 MAX_REASON_CHARS = 200
+_TAG_BYTES = 16
 _IDENTITY = re.compile(r"spiffe://[a-z0-9.-]{1,253}/worker/[a-z0-9][a-z0-9._-]{0,63}")
 
 SCHEMA = """
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS access_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     generation INTEGER NOT NULL,
     mac_version INTEGER NOT NULL,
-    mac BLOB NOT NULL
+    -- Hex of the first 16 bytes of the HMAC-SHA256.
+    mac TEXT NOT NULL
 );
 """
 
@@ -109,7 +113,7 @@ class AccessRules:
         )
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._keyring.key(version))
 
-    def _mac(self, version: int, generation: int, rules: list[Rule]) -> bytes:
+    def _mac(self, version: int, generation: int, rules: list[Rule]) -> str:
         fields: list[bytes] = [b"splitkey-access-v1", str(generation).encode()]
         for rule in sorted(rules, key=lambda item: (item.subject_kind, item.subject)):
             fields += [
@@ -120,7 +124,7 @@ class AccessRules:
                 rule.actor.encode(),
                 str(rule.updated_at_ms).encode(),
             ]
-        return hmac.new(self._key(version), encode_fields(fields), hashlib.sha256).digest()
+        return hmac.new(self._key(version), encode_fields(fields), hashlib.sha256).digest()[:_TAG_BYTES].hex()
 
     @staticmethod
     def _read_rules(connection) -> list[Rule]:
@@ -148,7 +152,7 @@ class AccessRules:
                 raise IntegrityError()
             return []
         expected = self._mac(head["mac_version"], head["generation"], rules)
-        if not constant_time_equal(expected, bytes(head["mac"])):
+        if not constant_time_equal(expected, str(head["mac"])):
             _logger.error("access rules fail their MAC (generation %d); refusing every request", head["generation"])
             raise IntegrityError()
         return rules
