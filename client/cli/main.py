@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "client.cli.up_command",
     "client.cli.key_commands",
     "client.cli.rotate_commands",
+    "client.cli.audit_commands",
 )
 
 

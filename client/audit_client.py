@@ -1,0 +1,119 @@
+"""AuditClient: read both servers' audit logs over the AuditLog service (role auditor).
+
+`export(server)` returns an `ExportedLog`, the same object an offline JSON
+Lines export loads into, so verify, reconcile and report work the same way on
+a live log and on a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from client.channels import ServerChannel
+from client.retry import call_with_retry
+from splitkey.audit.entry import AuditEntry
+from splitkey.audit.export import ExportedLog
+from splitkey.audit.head import SignedHead
+from splitkey.audit.service import entry_from_message, head_from_message
+from splitkey.config import ClientConfig, load_client_config
+from splitkey.errors import ConfigError, InvalidInputError
+from splitkey.v1 import audit_pb2, audit_pb2_grpc
+
+SERVERS = ("keystore", "secret")
+# Deadline of one whole StreamEntries call, in seconds: a full log is larger than one reply.
+STREAM_TIMEOUT_S = 300.0
+_FILTERS = ("after_seq", "start_ms", "end_ms", "workspace", "record_id", "actor", "action", "outcome")
+
+
+class AuditClient:
+    """Reads the audit logs of the servers named in a client configuration."""
+
+    def __init__(self, config: ClientConfig):
+        self.config = config
+        days = config.cert_expiry_warning_days
+        self._channels: dict[str, ServerChannel] = {}
+        for server, endpoint, name in (
+            ("keystore", config.keystore, "keystore"),
+            ("secret", config.secret, "secret server"),
+        ):
+            if endpoint is not None:
+                self._channels[server] = ServerChannel(name, endpoint, audit_pb2_grpc.AuditLogStub,
+                                                       expiry_warning_days=days)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike) -> "AuditClient":
+        return cls(load_client_config(path))
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def __enter__(self) -> "AuditClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _channel(self, server: str) -> ServerChannel:
+        if server not in SERVERS:
+            raise InvalidInputError(f"server must be one of {', '.join(SERVERS)}, got {server!r}")
+        channel = self._channels.get(server)
+        if channel is None:
+            raise ConfigError(f"this client configuration has no [{server}] table; it cannot read that server's log")
+        return channel
+
+    def _call(self, server: str, method: str, request, timeout_s: float | None = None):
+        channel = self._channel(server)
+        timeout = timeout_s or self.config.rpc_timeout_s
+        return call_with_retry(
+            lambda: getattr(channel.stub, method)(request, timeout=timeout),
+            server=channel.name,
+            policy=self.config.retry,
+        )
+
+    def entries(self, server: str, *, limit: int = 0, **filters) -> Iterator[AuditEntry]:
+        """Return the entries of one server's log that match every filter given, in seq order.
+
+        Filters: after_seq, start_ms, end_ms (Unix ms), workspace, record_id,
+        actor, action, outcome. The whole stream is read before the first
+        entry is returned, so a failed stream is retried from the start.
+        """
+        unknown = set(filters) - set(_FILTERS)
+        if unknown:
+            raise InvalidInputError(f"unknown audit filters: {', '.join(sorted(unknown))}")
+        request = audit_pb2.StreamEntriesRequest(
+            limit=limit, **{name: value for name, value in filters.items() if value is not None}
+        )
+        channel = self._channel(server)
+        messages = call_with_retry(
+            lambda: list(channel.stub.StreamEntries(request, timeout=STREAM_TIMEOUT_S)),
+            server=channel.name,
+            policy=self.config.retry,
+        )
+        return iter([entry_from_message(message) for message in messages])
+
+    def checkpoints(self, server: str) -> audit_pb2.GetCheckpointsResponse:
+        """Return the log's server id, public key, anchor and signed checkpoints."""
+        return self._call(server, "GetCheckpoints", audit_pb2.GetCheckpointsRequest())
+
+    def latest_head(self, server: str) -> SignedHead:
+        """Ask the server to sign its current head, and return it."""
+        return head_from_message(self._call(server, "LatestHead", audit_pb2.LatestHeadRequest()))
+
+    def export(self, server: str) -> ExportedLog:
+        """Read one server's whole log: header, every entry and every checkpoint.
+
+        Checkpoints are read before the entries, so every checkpoint names an
+        entry that the export holds (unless the log was pruned in between).
+        """
+        info = self.checkpoints(server)
+        entries = list(self.entries(server))
+        return ExportedLog(
+            server_id=info.server_id,
+            public_key=info.public_key,
+            anchor_seq=info.anchor_seq,
+            anchor_hash=info.anchor_hash,
+            entries=entries,
+            checkpoints=[head_from_message(head) for head in info.checkpoints],
+        )
