@@ -1,0 +1,387 @@
+"""The audit logs of the real servers: entries, witnessing, auditor RPCs and CLI.
+
+One deployment serves the whole module. Tests that count entries match them
+by request id or record id, so they do not depend on test order.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import grpc
+import nacl.signing
+import pytest
+
+from client import KeyClient
+from client.audit_client import AuditClient
+from client.cli.audit_commands import verify_logs
+from splitkey import record
+from splitkey.audit.export import export_jsonl, load_export
+from splitkey.audit.reconcile import reconcile
+from splitkey.context import Context
+from splitkey.errors import PermissionDeniedError
+from splitkey.v1 import audit_pb2
+from tests.audit_server_support import (
+    audit_path,
+    certificate_fingerprint,
+    create_deployment,
+    read_entries,
+    read_jsonl,
+    run_audit_cli,
+    server_entries,
+    wait_for,
+)
+from tests.pki_helpers import TRUST_DOMAIN, raw_channel, rpc_status, spiffe, write_pair
+from tests.test_audit_support import rechain_from, resign_checkpoints, write_lines
+
+APP = spiffe("app")
+WORKER = spiffe("worker")
+AUDIT_SERVICE = "/splitkey.v1.AuditLog/"
+
+
+def _api_key() -> str:
+    return "sk-proj-TESTONLY-" + secrets.token_hex(16)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    running = create_deployment(tmp_path_factory.mktemp("audit-servers") / "dev").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def app(deployment):
+    with deployment.client("app") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def worker(deployment):
+    with deployment.client("worker") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def auditor(deployment):
+    with AuditClient.from_config(deployment.client_config("auditor")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def one_use(deployment, app, worker):
+    """Store a key and decrypt it once; return the record id, the request id and the context hash."""
+    added = app.add_key("ws-use", "openai", _api_key())
+    worker.decrypt("ws-use", "openai")
+    (fetch,) = server_entries(deployment, "keystore", action="FetchKey", record_id=added.record_id)
+    return {"record_id": added.record_id, "request_id": fetch.request_id, "context_hash": fetch.context_hash}
+
+
+def _wait_for_witness(deployment, witness_server: str, seq: int) -> None:
+    """Wait until `witness_server`'s log holds a witnessed head of the other log at `seq` or later."""
+    wait_for(
+        lambda: [e for e in server_entries(deployment, witness_server, action="witness") if e.peer_seq >= seq],
+        what=f"{witness_server} witnessing the other log's head at seq {seq}",
+    )
+
+
+def test_every_call_logged_with_ids_and_no_secrets(deployment, app, worker, monkeypatch):
+    secrets_seen: list[bytes] = []
+    real_split, real_seal, real_combine = record.split_dek, record.seal_content, record.combine_shares
+
+    def split(dek, *args, **kwargs):
+        shares = real_split(dek, *args, **kwargs)
+        secrets_seen.extend([dek, *shares])
+        return shares
+
+    def seal(dek, key, context, *args, **kwargs):
+        ciphertext = real_seal(dek, key, context, *args, **kwargs)
+        secrets_seen.append(ciphertext)
+        return ciphertext
+
+    def combine(share_a, share_b):
+        dek = real_combine(share_a, share_b)
+        secrets_seen.extend([share_a, share_b, dek])
+        return dek
+
+    monkeypatch.setattr(record, "split_dek", split)
+    monkeypatch.setattr(record, "seal_content", seal)
+    monkeypatch.setattr(record, "combine_shares", combine)
+    api_key = _api_key()
+
+    added = app.add_key("ws-ids", "openai", api_key)
+    with worker.use_key("ws-ids", "openai") as key:
+        assert key.reveal() == api_key
+    with pytest.raises(PermissionDeniedError):
+        app.decrypt("ws-ids", "openai")
+    with pytest.raises(PermissionDeniedError):
+        worker.add_key("ws-ids", "openai", _api_key())
+
+    context_hash = Context(TRUST_DOMAIN, "ws-ids", "openai", added.record_id).digest().hex()
+    root = deployment.root
+    (put,) = server_entries(deployment, "keystore", action="PutKey", record_id=added.record_id)
+    assert (put.actor, put.outcome, put.context_hash) == (APP, "allowed", context_hash)
+    assert put.cert_fingerprint == certificate_fingerprint(root / "clients/app/keystore.pem")
+    assert put.request_id
+    (wrap,) = server_entries(deployment, "secret", action="WrapShare", record_id=added.record_id)
+    assert (wrap.actor, wrap.outcome, wrap.context_hash) == (APP, "allowed", context_hash)
+    assert wrap.cert_fingerprint == certificate_fingerprint(root / "clients/app/secret.pem")
+
+    (fetch,) = server_entries(deployment, "keystore", action="FetchKey", record_id=added.record_id, outcome="allowed")
+    (unwrap,) = server_entries(deployment, "secret", action="UnwrapShare", record_id=added.record_id)
+    assert (fetch.actor, fetch.context_hash, fetch.workspace) == (WORKER, context_hash, "ws-ids")
+    assert (unwrap.actor, unwrap.context_hash, unwrap.outcome) == (WORKER, context_hash, "allowed")
+    assert unwrap.request_id == fetch.request_id
+    assert fetch.key_versions == "a1,b1"
+    assert unwrap.key_versions == "b1"
+    assert unwrap.cert_fingerprint == certificate_fingerprint(root / "clients/worker/secret.pem")
+
+    denied_fetch = server_entries(deployment, "keystore", action="FetchKey", actor=APP, outcome="denied")
+    assert len(denied_fetch) == 1
+    assert "may not call FetchKey" in denied_fetch[0].reason
+    denied_wrap = server_entries(deployment, "secret", action="WrapShare", actor=WORKER, outcome="denied")
+    assert len(denied_wrap) == 1
+    assert "may not call WrapShare" in denied_wrap[0].reason
+
+    assert len(secrets_seen) >= 6, "the client did not go through the patched record functions"
+    for server in ("keystore", "secret"):
+        path = audit_path(deployment, server)
+        stored = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+        assert api_key.encode() not in stored, f"{server} audit log holds the API key"
+        assert api_key[-12:].encode() not in stored, f"{server} audit log holds part of the API key"
+        for value in secrets_seen:
+            assert value not in stored, f"{server} audit log holds a share, DEK or ciphertext"
+            assert value.hex().encode() not in stored, f"{server} audit log holds a share, DEK or ciphertext in hex"
+
+
+def test_auditor_rpcs_allowed_only_for_auditor(deployment, tmp_path):
+    root = deployment.root
+    checks = []
+    for server in ("keystore", "secret"):
+        port, ca = getattr(deployment, server).port, root / f"ca/{server}-ca.pem"
+        for role in ("app", "worker", "security", "auditor"):
+            channel = raw_channel(port, ca, root / f"clients/{role}/{server}.pem", root / f"clients/{role}/{server}.key")
+            for method, streaming in (("StreamEntries", True), ("GetCheckpoints", False), ("LatestHead", False),
+                                      ("WitnessHead", False)):
+                code, _details = rpc_status(channel, AUDIT_SERVICE + method, streaming=streaming)
+                expected_ok = role == "auditor" and method != "WitnessHead"
+                checks.append((server, role, method, code == grpc.StatusCode.OK, expected_ok, code))
+            channel.close()
+    wrong = [check for check in checks if check[3] != check[4]]
+    assert wrong == []
+
+
+def test_witness_head_only_from_keystore_identity(deployment):
+    root = deployment.root
+    channel = raw_channel(deployment.secret.port, root / "ca/secret-ca.pem", root / "keystore/to-secret.pem",
+                          root / "keystore/to-secret.key")
+    try:
+        code, details = rpc_status(channel, AUDIT_SERVICE + "WitnessHead")
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "head is missing" in details
+        forged = audit_pb2.WitnessHeadRequest(head=audit_pb2.AuditSignedHead(
+            server_id="keystore", seq=1, entry_hash="ab" * 32, time_ms=1, signature="cd" * 64,
+        ))
+        code, _details = rpc_status(channel, AUDIT_SERVICE + "WitnessHead", forged.SerializeToString())
+        assert code == grpc.StatusCode.DATA_LOSS
+    finally:
+        channel.close()
+
+
+def test_each_log_witnesses_the_other(deployment, one_use):
+    (unwrap,) = server_entries(deployment, "secret", action="UnwrapShare", request_id=one_use["request_id"])
+    _wait_for_witness(deployment, "keystore", unwrap.seq)
+    (fetch,) = server_entries(deployment, "keystore", action="FetchKey", request_id=one_use["request_id"])
+    _wait_for_witness(deployment, "secret", fetch.seq)
+    for server, peer in (("keystore", "secret"), ("secret", "keystore")):
+        witnesses = server_entries(deployment, server, action="witness")
+        assert {entry.peer_server_id for entry in witnesses} == {peer}
+        assert all(entry.outcome == "allowed" for entry in witnesses)
+
+
+def test_idle_servers_stop_exchanging_heads(deployment, one_use):
+    # Ten exchange intervals without requests; the counts must settle and then stay put.
+    time.sleep(1.5)
+    before = [len(read_entries(audit_path(deployment, server))) for server in ("keystore", "secret")]
+    time.sleep(1.5)
+    after = [len(read_entries(audit_path(deployment, server))) for server in ("keystore", "secret")]
+    assert after == before
+
+
+def test_live_logs_verify_and_pin(deployment, one_use, tmp_path):
+    pins = tmp_path / "pins.json"
+    first = run_audit_cli(deployment, "verify", "--pin", str(pins))
+    assert first.returncode == 0, first.stdout + first.stderr
+    pinned = json.loads(pins.read_text())["logs"]
+    assert set(pinned) == {"keystore", "secret"}
+
+    second = run_audit_cli(deployment, "verify", "--pin", str(pins), "--json")
+    assert second.returncode == 0, second.stdout + second.stderr
+    reports = json.loads(second.stdout)
+    assert [report["ok"] for report in reports] == [True, True]
+    assert {report["pinned_seq"] for report in reports} == {pinned["keystore"]["head"]["seq"],
+                                                            pinned["secret"]["head"]["seq"]}
+
+
+def _export(deployment, server: str, path) -> list[dict]:
+    result = run_audit_cli(deployment, "export", "--server", server, "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    return read_jsonl(path)
+
+
+def _verify_file(deployment, path, *extra: str) -> dict:
+    result = run_audit_cli(deployment, "verify", str(path), "--json", *extra)
+    (report,) = json.loads(result.stdout)
+    assert (result.returncode == 0) == report["ok"]
+    return report
+
+
+@pytest.mark.parametrize("tampering", ["edit", "delete", "reorder", "truncate"])
+def test_verify_names_first_bad_seq_of_export(deployment, one_use, tmp_path, tampering):
+    lines = _export(deployment, "secret", tmp_path / "secret.jsonl")
+    assert _verify_file(deployment, tmp_path / "secret.jsonl")["ok"]
+    entries = [line for line in lines if line["type"] == "entry"]
+    target = next(line for line in entries if line["request_id"] == one_use["request_id"])
+    seq = target["seq"]
+
+    if tampering == "edit":
+        target["actor"] = spiffe("worker", "someone-else")
+        expected = seq
+    elif tampering == "delete":
+        lines.remove(target)
+        expected = seq
+    elif tampering == "reorder":
+        index = lines.index(target)
+        lines[index], lines[index + 1] = lines[index + 1], lines[index]
+        expected = seq
+    else:
+        newest = max(line["seq"] for line in lines if line["type"] == "checkpoint")
+        lines = [line for line in lines if line["type"] != "entry" or line["seq"] < newest]
+        expected = newest
+    report = _verify_file(deployment, write_lines(lines, tmp_path / "tampered.jsonl"))
+    assert not report["ok"]
+    assert report["first_bad_seq"] == expected
+
+
+def test_pinned_head_catches_truncation_without_checkpoints(deployment, one_use, tmp_path):
+    pins = tmp_path / "pins.json"
+    assert run_audit_cli(deployment, "verify", "--pin", str(pins)).returncode == 0
+    pinned_seq = json.loads(pins.read_text())["logs"]["secret"]["head"]["seq"]
+    lines = _export(deployment, "secret", tmp_path / "secret.jsonl")
+    # Drop every entry from the pinned head on, and every checkpoint that would reveal it.
+    kept = [line for line in lines if line["type"] == "header" or line["seq"] < pinned_seq]
+    assert _verify_file(deployment, write_lines(kept, tmp_path / "cut.jsonl"))["ok"]
+
+    report = _verify_file(deployment, tmp_path / "cut.jsonl", "--pin", str(pins))
+    assert not report["ok"]
+    assert "truncated" in {problem["kind"] for problem in report["problems"]}
+    assert report["first_bad_seq"] == pinned_seq
+
+
+def test_self_rewrite_caught_by_other_servers_witness(deployment, auditor, one_use, tmp_path):
+    (unwrap,) = server_entries(deployment, "secret", action="UnwrapShare", request_id=one_use["request_id"])
+    _wait_for_witness(deployment, "keystore", unwrap.seq)
+    export_jsonl(auditor.export("secret"), tmp_path / "secret.jsonl")
+    keystore_log = auditor.export("keystore")
+
+    lines = read_jsonl(tmp_path / "secret.jsonl")
+    target = next(line for line in lines if line["type"] == "entry" and line["seq"] == unwrap.seq)
+    target["request_id"] = "0" * 32
+    rechain_from(lines, unwrap.seq)
+    signing_key = nacl.signing.SigningKey(bytes.fromhex((deployment.root / "secret/audit-signing.key").read_text()))
+    resign_checkpoints(lines, signing_key)
+    rewritten = load_export(write_lines(lines, tmp_path / "rewritten.jsonl"))
+
+    (alone,) = verify_logs([rewritten], {})
+    assert alone.ok, "a rewrite re-signed by the log's own key should pass on its own"
+    secret_report, keystore_report = verify_logs([rewritten, keystore_log], {})
+    # The keystore's own chain is intact; its check of the secret heads it witnessed flags the secret log.
+    assert keystore_report.first_bad_seq is None
+    assert {(p.kind, p.server_id) for p in keystore_report.problems} == {("peer-fork", "secret")}
+    assert "fork" in secret_report.kinds()
+    assert secret_report.first_bad_seq is not None
+    assert secret_report.first_bad_seq <= max(e.peer_seq for e in keystore_log.entries if e.action == "witness")
+
+
+def test_use_reconciles_and_missing_entry_is_flagged(deployment, one_use, tmp_path):
+    keystore_lines = _export(deployment, "keystore", tmp_path / "keystore.jsonl")
+    secret_lines = _export(deployment, "secret", tmp_path / "secret.jsonl")
+
+    def findings(secret_path):
+        result = run_audit_cli(deployment, "reconcile", "--keystore-export", str(tmp_path / "keystore.jsonl"),
+                               "--secret-export", str(secret_path), "--json")
+        document = json.loads(result.stdout)
+        return result.returncode, document
+
+    code, clean = findings(tmp_path / "secret.jsonl")
+    assert clean["uses_matched"] >= 1
+    assert [f for f in clean["findings"] if f["request_id"] == one_use["request_id"]] == []
+    assert keystore_lines
+
+    without_unwrap = [line for line in secret_lines
+                      if not (line["type"] == "entry" and line["request_id"] == one_use["request_id"])]
+    code, flagged = findings(write_lines(without_unwrap, tmp_path / "secret-edited.jsonl"))
+    missing = [f for f in flagged["findings"] if f["request_id"] == one_use["request_id"]]
+    assert [f["kind"] for f in missing] == ["missing-unwrap"]
+    assert missing[0]["server_id"] == "keystore"
+
+
+def test_reused_request_id_is_flagged(deployment, app, auditor, monkeypatch):
+    app.add_key("ws-reuse", "openai", _api_key())
+    reused = secrets.token_hex(16)
+    monkeypatch.setattr("client.key_client._new_request_id", lambda: reused)
+    with KeyClient.from_config(deployment.client_config("worker"), harden=False) as worker:
+        worker.decrypt("ws-reuse", "openai")
+        with pytest.raises(PermissionDeniedError):
+            worker.decrypt("ws-reuse", "openai")
+
+    result = reconcile(auditor.export("keystore"), auditor.export("secret"))
+    reuse = [f for f in result.by_kind("reused-request-id") if f.request_id == reused]
+    assert len(reuse) == 1
+    assert reuse[0].server_id == "keystore"
+    (denied,) = server_entries(deployment, "secret", action="UnwrapShare", request_id=reused, outcome="denied")
+    assert "already used" in denied.reason
+
+
+def test_query_filters_over_rpc(deployment, one_use):
+    result = run_audit_cli(deployment, "query", "--record", one_use["record_id"], "--outcome", "allowed", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(row["server_id"], row["action"]) for row in rows} >= {
+        ("keystore", "PutKey"), ("keystore", "FetchKey"), ("secret", "WrapShare"), ("secret", "UnwrapShare"),
+    }
+    assert all(row["record_id"] == one_use["record_id"] for row in rows)
+
+    table = run_audit_cli(deployment, "query", "--server", "secret", "--action", "UnwrapShare",
+                          "--workspace", "ws-use")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].startswith("SERVER")
+    assert one_use["request_id"] in table.stdout
+    assert "keystore " not in table.stdout
+
+
+def test_stream_rejects_bad_filter(deployment, auditor):
+    from splitkey.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="outcome"):
+        list(auditor.entries("keystore", outcome="maybe"))
+
+
+def test_unknown_identity_denial_is_logged(deployment, tmp_path):
+    from splitkey.pki.certs import issue_leaf
+    from tests.pki_helpers import deployment_ca
+
+    leaf = issue_leaf(deployment_ca(deployment.root, "keystore"), uris=["spiffe://other.test/worker/x"])
+    cert, key = write_pair(tmp_path, "stranger", leaf)
+    channel = raw_channel(deployment.keystore.port, deployment.root / "ca/keystore-ca.pem", cert, key)
+    try:
+        code, _details = rpc_status(channel, "/splitkey.v1.Keystore/FetchKey")
+    finally:
+        channel.close()
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    denied = [e for e in server_entries(deployment, "keystore", action="FetchKey", outcome="denied")
+              if e.actor.startswith("unidentified peer")]
+    assert denied, "the denial of a certificate outside the trust domain is not in the log"
+    assert "trust domain" in denied[-1].reason
