@@ -4,6 +4,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root}
-python -m grpc_tools.protoc -I"$root/proto" \
+"${PYTHON:-python3}" -m grpc_tools.protoc -I"$root/proto" \
     --python_out="$out" --grpc_python_out="$out" --pyi_out="$out" \
     "$root"/proto/splitkey/v1/*.proto

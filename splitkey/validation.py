@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+
+import nacl.bindings
+import nacl.exceptions
 
 from splitkey import record
 from splitkey.context import PLATFORM_WORKSPACE, Context, validate_provider, validate_workspace
@@ -11,6 +15,8 @@ from splitkey.identity import Identity
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 REPLY_KEY_BYTES = 32
+# Any scalar works for the low-order test; a random one per process avoids a constant.
+_PROBE_SCALAR = os.urandom(32)
 MAX_HINT_CHARS = 16
 
 
@@ -21,8 +27,19 @@ def request_id(value: str) -> str:
 
 
 def reply_key(value: bytes) -> bytes:
+    """Reject a reply key that is the wrong size or a low-order X25519 point.
+
+    A sealed box to a low-order point has an all-zero shared secret, which
+    libsodium refuses, so such a key would fail only after a share was unwrapped.
+    """
     if len(value) != REPLY_KEY_BYTES:
         raise InvalidInputError(f"reply_key must be a {REPLY_KEY_BYTES}-byte X25519 public key, got {len(value)} bytes")
+    try:
+        nacl.bindings.crypto_scalarmult(_PROBE_SCALAR, value)
+    except (RuntimeError, nacl.exceptions.CryptoError):
+        raise InvalidInputError(
+            "reply_key is a low-order X25519 point; generate a fresh key pair for each request"
+        ) from None
     return value
 
 

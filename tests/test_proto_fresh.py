@@ -1,7 +1,9 @@
 """The committed generated code matches proto/."""
 
 import filecmp
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -9,7 +11,8 @@ GENERATED = REPO / "splitkey" / "v1"
 
 
 def test_generated_code_is_fresh(tmp_path):
-    subprocess.run(["bash", str(REPO / "scripts" / "gen-proto.sh"), str(tmp_path)], check=True)
+    env = {**os.environ, "PYTHON": sys.executable}
+    subprocess.run(["bash", str(REPO / "scripts" / "gen-proto.sh"), str(tmp_path)], check=True, env=env)
     fresh = sorted(p.name for p in (tmp_path / "splitkey" / "v1").iterdir())
     committed = sorted(p.name for p in GENERATED.iterdir() if p.suffix in (".py", ".pyi") and p.name != "__init__.py")
     assert fresh == committed, "generated file set differs; run scripts/gen-proto.sh"
