@@ -45,6 +45,12 @@ class ModeBook:
         """Return the verified mode of a workspace; platform when it never set one."""
         found = self._store.workspace_mode(workspace)
         if found is None:
+            if self._store.has_records(workspace):
+                # PutKey writes a mode row with a workspace's first key, so keys
+                # without one mean the row was deleted behind the keystore's back.
+                # NOTE: an older, validly signed mode row put back is not detected.
+                _logger.error("workspace %s has keys but no mode row; refusing to guess its mode", workspace)
+                raise IntegrityError()
             return PLATFORM
         expected = self._macs.tag(
             found["mac_version"], "access-mac", _mode_fields(workspace, found["mode"], found["row_version"])

@@ -87,6 +87,7 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         response = self._store.put_record(
             row, request_id=request.request_id, actor=identity.uri, digest=self._digest(request),
             sign=self._macs.sign, respond=respond,
+            sign_mode=None if key_context.workspace == PLATFORM_WORKSPACE else self._modes.sign,
         )
         reply = keystore_pb2.PutKeyResponse.FromString(response)
         if reply.replaced_record_id:

@@ -123,13 +123,17 @@ class KeystoreStore:
         )
         return old.record_id
 
-    def put_record(self, row: RecordRow, *, request_id: str, actor: str, digest: bytes, sign, respond) -> bytes:
+    def put_record(self, row: RecordRow, *, request_id: str, actor: str, digest: bytes, sign, respond,
+                   sign_mode=None) -> bytes:
         """Insert `row` as the active key of its workspace and provider, once per request id.
 
         `sign(row)` returns the row with a fresh MAC (used for the row this one
         replaces); `respond(replaced_record_id)` builds the serialized reply,
         which is stored with the request id so a retry gets the same reply.
         A retry with the same id but other content raises ConflictError.
+        With `sign_mode`, a workspace without a mode row gets a signed
+        "platform" row in the same transaction, so every workspace that has
+        keys has a mode row and a deleted one is detectable.
         """
         with self.db.write() as connection:
             previous = self._replay(connection, request_id, actor, digest)
@@ -138,6 +142,8 @@ class KeystoreStore:
             if connection.execute("SELECT 1 FROM records WHERE record_id = ?", (row.record_id,)).fetchone():
                 raise ConflictError(f"record_id {row.record_id} already exists; generate a new random record_id")
             replaced_id = self._retire_active(connection, row.workspace, row.provider, REPLACED, sign)
+            if sign_mode is not None:
+                self._ensure_mode_row(connection, row.workspace, sign_mode)
             connection.execute(
                 f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                 tuple(getattr(row, name) for name in _COLUMNS),
@@ -157,6 +163,21 @@ class KeystoreStore:
             response = respond(removed_id)
             self._remember(connection, request_id, actor, digest, response)
             return response
+
+    @staticmethod
+    def _ensure_mode_row(connection, workspace: str, sign_mode) -> None:
+        if connection.execute("SELECT 1 FROM workspaces WHERE workspace = ?", (workspace,)).fetchone():
+            return
+        mac_version, mac = sign_mode(workspace, "platform", 1)
+        connection.execute(
+            "INSERT INTO workspaces (workspace, mode, row_version, updated_at_ms, mac_version, mac) VALUES (?, ?, 1, ?, ?, ?)",
+            (workspace, "platform", _now_ms(), mac_version, mac),
+        )
+
+    def has_records(self, workspace: str) -> bool:
+        return self.db.connection().execute(
+            "SELECT 1 FROM records WHERE workspace = ? LIMIT 1", (workspace,)
+        ).fetchone() is not None
 
     def set_mode(self, workspace: str, mode: str, *, request_id: str, actor: str, digest: bytes, sign_mode, respond) -> bytes:
         """Store a workspace's mode; `sign_mode(workspace, mode, row_version)` returns (mac_version, mac)."""

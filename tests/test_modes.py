@@ -226,3 +226,27 @@ def test_restored_old_row_cannot_decrypt(deployment, app, worker, security, reti
 
     with pytest.raises(PreconditionError, match="replaced or removed"):
         worker.decrypt(workspace, "openai")
+
+
+def test_deleted_mode_row_fails_closed(deployment, app, worker, security):
+    """Deleting a byok workspace's mode row must not switch it to the platform's keys."""
+    from splitkey.errors import IntegrityError
+
+    own = _key()
+    app.set_mode("ws-mode-deleted", "byok")
+    app.add_key("ws-mode-deleted", "openai", own)
+    database = deployment.root / "keystore" / "data" / "keystore.sqlite3"
+    connection = sqlite3.connect(database, timeout=10)
+    with connection:
+        connection.execute("DELETE FROM workspaces WHERE workspace = 'ws-mode-deleted'")
+    connection.close()
+    with pytest.raises(IntegrityError):
+        worker.decrypt("ws-mode-deleted", "openai")
+
+
+def test_first_key_creates_platform_mode_row(deployment, app, worker, security):
+    app.add_key("ws-first-key", "openai", _key())
+    info = app.get_workspace("ws-first-key")
+    assert info.mode == 1
+    with worker.use_key("ws-first-key", "openai") as key:
+        assert key.reveal() == PLATFORM_OPENAI
