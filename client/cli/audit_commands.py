@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from client.cli.key_commands import _config_path
+from client.cli.client_config import add_config_option, client_config_path
 from client.cli.output import format_ms, print_json, print_table
 from splitkey.errors import InvalidInputError
 
@@ -28,7 +28,7 @@ SERVER_CHOICES = ("keystore", "secret")
 def _audit_client(args):
     from client.audit_client import AuditClient
 
-    return AuditClient.from_config(_config_path(args, "auditor"))
+    return AuditClient.from_config(client_config_path(args, "auditor"))
 
 
 def _parse_time_ms(text: str | None) -> int | None:
@@ -249,10 +249,7 @@ def _report(args) -> int:
 # registration ------------------------------------------------------------------
 
 def _add_config(parser) -> None:
-    parser.add_argument(
-        "--config",
-        help="client TOML of an auditor identity (default: $SPLITKEY_CLIENT_CONFIG or .splitkey-dev/client-auditor.toml)",
-    )
+    add_config_option(parser, "auditor")
 
 
 def _add_pair_sources(parser) -> None:

@@ -7,31 +7,15 @@ line, where it would land in shell history and the process table.
 from __future__ import annotations
 
 import getpass
-import os
 import sys
-from pathlib import Path
 
+from client.cli.client_config import add_config_option, client_config_path
 from client.cli.output import format_ms, print_json, print_table
-from splitkey.errors import ConfigError
-
-_CONFIG_ENV = "SPLITKEY_CLIENT_CONFIG"
-
-
-def _config_path(args, role: str) -> Path:
-    if args.config:
-        return Path(args.config)
-    if os.environ.get(_CONFIG_ENV):
-        return Path(os.environ[_CONFIG_ENV])
-    default = Path(".splitkey-dev") / f"client-{role}.toml"
-    if default.exists():
-        return default
-    raise ConfigError(f"no client configuration: pass --config, set {_CONFIG_ENV}, or run 'splitkey up' first")
-
 
 def _client(args, role: str):
     from client import KeyClient
 
-    return KeyClient.from_config(_config_path(args, role))
+    return KeyClient.from_config(client_config_path(args, role))
 
 
 def _read_key(prompt: str) -> str:
@@ -143,7 +127,7 @@ def _mode(args) -> int:
 
 
 def _common(parser, role: str) -> None:
-    parser.add_argument("--config", help=f"client TOML of the {role} role (default: ${_CONFIG_ENV} or .splitkey-dev/client-{role}.toml)")
+    add_config_option(parser, role)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from client.cli.client_config import add_config_option, client_config_path
 
 _BAR_CHARS = 30
 _POLL_INTERVAL_S = 0.5
@@ -24,14 +25,11 @@ _POLL_INTERVAL_S = 0.5
 def _client(args):
     from client.admin_client import AdminClient
 
-    return AdminClient.from_config(args.client_config)
+    return AdminClient.from_config(client_config_path(args, "security"))
 
 
 def _add_client_option(parser) -> None:
-    parser.add_argument(
-        "--client-config", default="client-security.toml", metavar="PATH",
-        help="client configuration of a security identity (default: client-security.toml)",
-    )
+    add_config_option(parser, "security")
 
 
 def _duration(seconds: float) -> str:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
+import os
+
+
+# Databases, logs and audit files are created readable by the service user only.
+_SERVER_UMASK = 0o077
 
 
 def _serve_keystore(args) -> int:
     from keystore_server.main import serve
 
+    os.umask(_SERVER_UMASK)
     return serve(args.config)
 
 
 def _serve_secret(args) -> int:
     from secret_server.main import serve
 
+    os.umask(_SERVER_UMASK)
     return serve(args.config)
 
 

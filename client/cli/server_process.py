@@ -15,10 +15,11 @@ _REPO = Path(__file__).resolve().parents[2]
 class ServerProcess:
     """One server process. Its stderr goes to a file; its stdout carries the "ready on port N" line."""
 
-    def __init__(self, kind: str, config: Path, log_dir: Path):
+    def __init__(self, kind: str, config: Path, log_dir: Path, stderr_name: str | None = None):
         self.kind = kind
         self.config = Path(config)
-        self.stderr_path = Path(log_dir) / f"{kind}-{time.monotonic_ns()}.stderr"
+        # Tests start many servers per folder, so the default name is unique.
+        self.stderr_path = Path(log_dir) / (stderr_name or f"{kind}-{time.monotonic_ns()}.stderr")
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
 

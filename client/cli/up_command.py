@@ -44,8 +44,8 @@ def run_up(args) -> int:
     print(f"splitkey up: creating a development deployment in {data_dir}")
     _prepare(data_dir)
     servers = [
-        ServerProcess("secret", data_dir / "secret.toml", data_dir),
-        ServerProcess("keystore", data_dir / "keystore.toml", data_dir),
+        ServerProcess("secret", data_dir / "secret.toml", data_dir, stderr_name="secret.stderr"),
+        ServerProcess("keystore", data_dir / "keystore.toml", data_dir, stderr_name="keystore.stderr"),
     ]
     calls = 0
     try:
