@@ -7,6 +7,7 @@ never from request metadata.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -56,5 +57,11 @@ def identity_from_grpc_context(context, trust_domain: str) -> Identity:
     pem = auth.get("x509_pem_cert")
     if not pem:
         raise IdentityError("no client certificate on this connection")
-    cert = x509.load_pem_x509_certificate(pem[0])
-    return identity_from_certificate(cert, trust_domain)
+    return _identity_from_pem(pem[0], trust_domain)
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_from_pem(pem: bytes, trust_domain: str) -> Identity:
+    # Cached by the exact certificate bytes, which TLS already verified, so a
+    # renewed certificate is parsed afresh. Errors are not cached.
+    return identity_from_certificate(x509.load_pem_x509_certificate(pem), trust_domain)
