@@ -34,7 +34,7 @@ from client.retry import call_with_retry
 from splitkey import record
 from splitkey.config import ClientConfig, load_client_config
 from splitkey.context import PLATFORM_WORKSPACE, Context, encode_fields, validate_workspace
-from splitkey.errors import ConfigError, IntegrityError, InvalidInputError
+from splitkey.errors import ConfigError, IntegrityError, InvalidInputError, KeyFormatError
 from splitkey.hardening import disable_core_dumps
 from splitkey.secret import SecretKey, constant_time_equal, mask_key
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc, secret_pb2, secret_pb2_grpc
@@ -51,6 +51,14 @@ class AddedKey:
     kek_a_version: int
     kek_b_version: int
     replaced_record_id: str
+
+
+class KeyCheckError(KeyFormatError):
+    """A live check found the key unusable; `result` says why, with the key masked."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(f"{result.provider} key {result.key_hint} failed its live check: {result.message}")
+        self.result = result
 
 
 def _new_request_id() -> str:
@@ -78,6 +86,7 @@ class KeyClient:
         if harden:
             disable_core_dumps()
         self.config = config
+        self._check_limiter = CheckRateLimiter()
         self._keystore = (
             ServerChannel("keystore", config.keystore, keystore_pb2_grpc.KeystoreStub,
                           expiry_warning_days=config.cert_expiry_warning_days)
@@ -122,10 +131,14 @@ class KeyClient:
 
     # -- add ---------------------------------------------------------------
 
-    def add_key(self, workspace: str, provider: str, api_key: str | SecretKey) -> AddedKey:
+    def add_key(self, workspace: str, provider: str, api_key: str | SecretKey, *, check: bool = False) -> AddedKey:
         """Normalize, check, split and store a provider key; return its new record's metadata.
 
-        Replacing a provider's key makes a new record; the old one is marked replaced.
+        With `check`, the key is first tested live against the provider and
+        stored only when valid; otherwise KeyCheckError carries the CheckResult
+        (a "could not verify" result is not the key's fault: retry later, or
+        add without the check). Replacing a provider's key makes a new record;
+        the old one is marked replaced and tombstoned.
         """
         keystore = self._require(self._keystore, "keystore")
         secret = self._require(self._secret, "secret")
@@ -134,6 +147,13 @@ class KeyClient:
         text = api_key.reveal() if isinstance(api_key, SecretKey) else api_key
         key = normalize_pasted_key(text)
         check_key_format(provider, key)
+        if check:
+            result = verify_key(
+                provider, SecretKey(key, provider), self.endpoints(),
+                rate_limiter=self._check_limiter, workspace_id=workspace,
+            )
+            if not result.ok:
+                raise KeyCheckError(result)
 
         context = Context(
             deployment=self.config.trust_domain, workspace=workspace, provider=provider, record_id=os.urandom(16).hex()
@@ -241,11 +261,15 @@ class KeyClient:
                 max_s=policy.max_s,
             )
 
-    def check_key(self, workspace: str, model: str, *, rate_limiter: CheckRateLimiter | None = None) -> CheckResult:
-        """Decrypt a stored key and check it live against its provider (role worker)."""
+    def check_key(self, workspace: str, model: str) -> CheckResult:
+        """Decrypt a stored key and check it live against its provider (role worker).
+
+        Checks are rate-limited per workspace within this client; the limiter
+        raises ResourceExhaustedError when a workspace checks too often.
+        """
         with self.use_key(workspace, model) as key:
             return verify_key(
-                key.provider, key, self.endpoints(), rate_limiter=rate_limiter, workspace_id=workspace
+                key.provider, key, self.endpoints(), rate_limiter=self._check_limiter, workspace_id=workspace
             )
 
     def endpoints(self) -> ProviderEndpoints:

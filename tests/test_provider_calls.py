@@ -32,10 +32,9 @@ def mock():
         yield started
 
 
-@pytest.fixture
-def worker_via_mock(deployment, mock, tmp_path):
-    """A worker client whose [providers] point at the local mock, with short provider backoff."""
-    source = deployment.client_config("worker")
+def _client_via_mock(deployment, mock, tmp_path, role: str, **tables) -> KeyClient:
+    """A real client of `role` whose [providers] base URLs point at the local mock."""
+    source = deployment.client_config(role)
     config = tomllib.loads(source.read_text())
     for table in ("keystore", "secret"):
         for name in ("cert", "key", "ca"):
@@ -43,10 +42,17 @@ def worker_via_mock(deployment, mock, tmp_path):
     endpoints = mock.endpoints()
     config["providers"] = {name: endpoints.base_url(name) for name in ("openai", "anthropic", "google", "openrouter")}
     config["providers"]["use_environment_proxies"] = False
-    config["provider_retry"] = {"max_attempts": 4, "max_total_s": 20.0, "initial_s": 0.05, "max_s": 0.5}
-    path = tmp_path / "client-worker-mock.toml"
+    config.update(tables)
+    path = tmp_path / f"client-{role}-mock.toml"
     path.write_text(tomli_w.dumps(config))
-    with KeyClient.from_config(path, harden=False) as client:
+    return KeyClient.from_config(path, harden=False)
+
+
+@pytest.fixture
+def worker_via_mock(deployment, mock, tmp_path):
+    """A worker client using the mock, with short provider backoff."""
+    retry = {"max_attempts": 4, "max_total_s": 20.0, "initial_s": 0.05, "max_s": 0.5}
+    with _client_via_mock(deployment, mock, tmp_path, "worker", provider_retry=retry) as client:
         yield client
 
 
@@ -121,3 +127,42 @@ def test_check_stored_key_incorrect(stored, mock, worker_via_mock):
     mock.script(PROBE_PATHS["openai"], openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"))
     result = worker_via_mock.check_key(stored, "openai")
     assert result.outcome == CheckOutcome.INCORRECT_KEY
+
+
+def test_add_with_check_stores_valid_key(deployment, mock, tmp_path):
+    from client.key_client import KeyCheckError
+
+    app = _app_via_mock(deployment, mock, tmp_path)
+    app.set_mode("ws-checked", "byok")
+    mock.script(PROBE_PATHS["anthropic"], MockResponse(200, {"id": "msg_test", "content": []}))
+    added = app.add_key("ws-checked", "anthropic", ANTHROPIC_KEY, check=True)
+    assert added.record_id
+    mock.script(PROBE_PATHS["openai"], openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"))
+    with pytest.raises(KeyCheckError) as caught:
+        app.add_key("ws-checked", "openai", OPENAI_KEY, check=True)
+    assert caught.value.result.outcome == CheckOutcome.INCORRECT_KEY
+    assert OPENAI_KEY not in str(caught.value)
+    assert [info.provider for info in app.list_keys("ws-checked")] == ["anthropic"]
+    app.close()
+
+
+def test_checks_rate_limited_per_workspace(deployment, mock, tmp_path):
+    from splitkey.errors import ResourceExhaustedError
+
+    app = _app_via_mock(deployment, mock, tmp_path)
+    app.set_mode("ws-limited", "byok")
+    mock.script(PROBE_PATHS["openai"], openai_error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"))
+    outcomes = []
+    for _ in range(5):
+        with pytest.raises(Exception) as caught:
+            app.add_key("ws-limited", "openai", OPENAI_KEY, check=True)
+        outcomes.append(type(caught.value).__name__)
+    assert outcomes == ["KeyCheckError"] * 5
+    with pytest.raises(ResourceExhaustedError):
+        app.add_key("ws-limited", "openai", OPENAI_KEY, check=True)
+    assert len(mock.requests_to(PROBE_PATHS["openai"])) == 5
+    app.close()
+
+
+def _app_via_mock(deployment, mock, tmp_path) -> KeyClient:
+    return _client_via_mock(deployment, mock, tmp_path, "app")

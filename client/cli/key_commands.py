@@ -35,22 +35,20 @@ def _result_dict(result) -> dict:
 
 
 def _add(args) -> int:
-    from client.providers import normalize_pasted_key, verify_key
-    from client.providers.formats import parse_model
+    from client.key_client import KeyCheckError
 
     with _client(args, "app") as client:
         api_key = _read_key(f"{args.provider} API key for {args.workspace}: ")
-        if args.check:
-            provider, _model = parse_model(args.provider)
-            result = verify_key(provider, normalize_pasted_key(api_key), client.endpoints(), workspace_id=args.workspace)
-            if result.outcome.value != "valid":
-                if args.json:
-                    print_json({"stored": False, "check": _result_dict(result)})
-                else:
-                    print(f"not stored: {result.message}", file=sys.stderr)
-                return 1
-        added = client.add_key(args.workspace, args.provider, api_key)
-        del api_key
+        try:
+            added = client.add_key(args.workspace, args.provider, api_key, check=args.check)
+        except KeyCheckError as error:
+            if args.json:
+                print_json({"stored": False, "check": _result_dict(error.result)})
+            else:
+                print(f"not stored: {error}", file=sys.stderr)
+            return 1
+        finally:
+            del api_key
     if args.json:
         print_json({
             "stored": True, "record_id": added.record_id, "provider": added.provider, "key": added.masked_key,
