@@ -28,7 +28,7 @@ from client.providers.endpoints import ProviderEndpoints
 from client.providers.outcomes import CheckResult
 from client.providers.ratelimit import CheckRateLimiter
 from client.providers.verify import verify_key
-from client.providers.formats import check_key_format, parse_model
+from client.providers.formats import check_key_format, get_provider, parse_model
 from client.providers.normalize import normalize_pasted_key
 from client.retry import call_with_retry
 from splitkey import record
@@ -88,12 +88,12 @@ class KeyClient:
         self.config = config
         self._check_limiter = CheckRateLimiter()
         self._keystore = (
-            ServerChannel("keystore", config.keystore, keystore_pb2_grpc.KeystoreStub,
+            ServerChannel(f"keystore at {config.keystore.address}", config.keystore, keystore_pb2_grpc.KeystoreStub,
                           expiry_warning_days=config.cert_expiry_warning_days)
             if config.keystore else None
         )
         self._secret = (
-            ServerChannel("secret server", config.secret, secret_pb2_grpc.SecretServerStub,
+            ServerChannel(f"secret server at {config.secret.address}", config.secret, secret_pb2_grpc.SecretServerStub,
                           expiry_warning_days=config.cert_expiry_warning_days)
             if config.secret else None
         )
@@ -143,7 +143,7 @@ class KeyClient:
         keystore = self._require(self._keystore, "keystore")
         secret = self._require(self._secret, "secret")
         validate_workspace(workspace)
-        provider, _model = parse_model(provider)
+        provider = get_provider(provider).name
         text = api_key.reveal() if isinstance(api_key, SecretKey) else api_key
         key = normalize_pasted_key(text)
         check_key_format(provider, key)
@@ -206,7 +206,7 @@ class KeyClient:
         """
         keystore = self._require(self._keystore, "keystore")
         validate_workspace(workspace)
-        provider, _model = parse_model(provider)
+        provider = get_provider(provider).name
         request = keystore_pb2.RemoveKeyRequest(request_id=_new_request_id(), workspace=workspace, provider=provider)
         return self._call(keystore, "RemoveKey", request).removed_record_id
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from splitkey.errors import TransportError
+from splitkey.errors import ConfigError, TransportError
 
 _logger = logging.getLogger(__name__)
 
@@ -29,8 +29,14 @@ class Database:
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        connection = self.connection()
-        connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            connection = self.connection()
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise ConfigError(
+                f"database {self.path} cannot be opened ({error}); restore it from a backup or move it away"
+            ) from None
 
     def connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)

@@ -93,3 +93,19 @@ def test_length_limit_is_255_bytes():
 def test_non_text_rejected():
     with pytest.raises(KeyFormatError, match="bytes"):
         normalize_pasted_key(b"sk-proj-TESTONLY")
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    ["OPENAI_API_KEY=sk-proj-TESTONLY-aaaa1111", 'export OPENAI_API_KEY="sk-proj-TESTONLY-aaaa1111"\n',
+     "OPENAI_API_KEY = 'sk-proj-TESTONLY-aaaa1111'"],
+)
+def test_env_assignment_prefix_stripped(pasted):
+    assert normalize_pasted_key(pasted) == "sk-proj-TESTONLY-aaaa1111"
+
+
+def test_undecodable_byte_named_as_byte():
+    with pytest.raises(KeyFormatError) as caught:
+        normalize_pasted_key("sk-proj-\udcffTESTONLY")
+    assert "byte 0xFF that is not valid UTF-8" in str(caught.value)
+    assert "position 9" in str(caught.value)

@@ -109,7 +109,10 @@ def _remove(args) -> int:
     if args.json:
         print_json({"removed_record_id": removed})
     else:
-        print(f"removed {args.provider} key of {args.workspace} (record {removed}); it can never be decrypted again")
+        print(
+            f"removed {args.provider} key of {args.workspace} (record {removed}); it cannot be decrypted again "
+            "once the secret server records its tombstone, normally within seconds"
+        )
     return 0
 
 

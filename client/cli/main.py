@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not getattr(args, "configures_logging", False):
         logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.WARNING,
+            # Retries are logged at WARNING by the library; a command shows only
+            # its final error unless --verbose asks for the details.
+            level=logging.DEBUG if args.verbose else logging.ERROR,
             format="%(levelname)s %(name)s: %(message)s",
         )
     try:

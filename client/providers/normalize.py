@@ -13,6 +13,7 @@ characters were removed.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from splitkey.errors import KeyFormatError
@@ -46,6 +47,8 @@ _QUOTE_PAIRS = {
     "\u201a": frozenset({"\u2019", "\u2018"}),  # ‚
     "\u00ab": frozenset({"\u00bb"}),  # « »
 }
+# "NAME=" or "export NAME=" before a key, as in a .env file or a shell line.
+_ASSIGNMENT = re.compile(r"(?:export\s+)?[A-Z][A-Z0-9_]*\s*=\s*")
 _ALL_QUOTES = frozenset(_QUOTE_PAIRS) | frozenset().union(*_QUOTE_PAIRS.values())
 
 
@@ -66,6 +69,11 @@ def _strip_surrounding(text: str) -> str:
 
 
 def _character_name(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        # Python reads bytes that are not UTF-8 as lone surrogates U+DC80..U+DCFF
+        # (the "surrogateescape" error handler), so name the original byte.
+        return f"byte 0x{code - 0xDC00:02X} that is not valid UTF-8"
     name = unicodedata.name(char, "")
     if not name:
         category = unicodedata.category(char)
@@ -134,6 +142,10 @@ def normalize_pasted_key(text: str) -> str:
         raise KeyFormatError(f"the API key must be text, not {type(text).__name__}")
 
     key = _strip_surrounding(text)
+    assignment = _ASSIGNMENT.match(key)
+    if assignment:
+        # A line copied from a .env file or a shell: OPENAI_API_KEY=sk-...
+        key = _strip_surrounding(key[assignment.end():])
     if len(key) >= 2 and key[0] in _QUOTE_PAIRS and key[-1] in _QUOTE_PAIRS[key[0]]:
         key = _strip_surrounding(key[1:-1])
 
