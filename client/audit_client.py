@@ -105,7 +105,7 @@ class AuditClient:
         """Read one server's whole log: header, every entry and every checkpoint.
 
         Checkpoints are read before the entries, so every checkpoint names an
-        entry that the export holds (unless the log was pruned in between).
+        entry that the export contains (unless the log was pruned in between).
         """
         info = self.checkpoints(server)
         entries = list(self.entries(server))

@@ -1,11 +1,11 @@
 """The keystore's side of cross-witnessing: exchange signed audit heads with the secret server.
 
-Only the keystore holds a client certificate for the other server
+Only the keystore has a client certificate for the other server
 (spiffe://<trust-domain>/keystore/main, issued by the secret CA), so it drives
 both directions. Every `interval_s` it fetches the secret server's latest
 signed head and appends it to its own log, then signs its own head and pushes
 it with WitnessHead. Then neither server can rewrite its history alone: the
-other one holds a signed head of it.
+other one stores a signed head of it.
 
 A round skips what has not changed: a secret-server head that only adds the
 witness entry of our last push is not witnessed again, and an unchanged own

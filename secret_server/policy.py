@@ -26,7 +26,7 @@ ALLOW.update({
 })
 
 # The keystore fetches this log's latest head and pushes its own with
-# WitnessHead, so each log holds signed heads of the other.
+# WitnessHead, so each log contains signed heads of the other.
 _AUDIT = "/splitkey.v1.AuditLog/"
 ALLOW.update({
     _AUDIT + "StreamEntries": frozenset({"auditor"}),

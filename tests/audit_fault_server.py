@@ -4,7 +4,7 @@
 
 The environment variable SPLITKEY_TEST_AUDIT_FAULT names a control file. Each
 audit write reads it first: "enospc" raises OSError(ENOSPC) as a full disk
-would, "hang" blocks the write until the file says something else, and
+would, "hang" blocks the write until the file contains something else, and
 anything else (or no file) writes normally. The seam is `AuditLog._write_rows`,
 the one place a write reaches the disk, so everything above it runs as in
 production. The fault exists only in this test launcher.

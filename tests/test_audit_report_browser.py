@@ -1,7 +1,7 @@
 """The HTML audit report, written by `splitkey audit report`, rendered by headless Chromium.
 
 Needs Debian's `chromium` package, which scripts/setup.sh installs. Without it
-the test fails, unless SPLITKEY_SKIP_BROWSER_TESTS=1 says to skip it.
+the test fails, unless SPLITKEY_SKIP_BROWSER_TESTS=1 is set to skip it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _hex_rgb(colour: str) -> tuple[int, int, int]:
 
 
 def _chart_bands(image: Image.Image) -> list[tuple[int, int]]:
-    """Return (first row, last row) of each vertical band of rows that holds chart colours."""
+    """Return (first row, last row) of each vertical band of rows that contains chart colours."""
     palette = {_hex_rgb(colour) for colour in PALETTE}
     rgb = image.convert("RGB")
     width, height = rgb.size

@@ -80,7 +80,7 @@ def one_use(deployment, app, worker):
 
 
 def _wait_for_witness(deployment, witness_server: str, seq: int) -> None:
-    """Wait until `witness_server`'s log holds a witnessed head of the other log at `seq` or later."""
+    """Wait until `witness_server`'s log contains a witnessed head of the other log at `seq` or later."""
     wait_for(
         lambda: [e for e in server_entries(deployment, witness_server, action="witness") if e.peer_seq >= seq],
         what=f"{witness_server} witnessing the other log's head at seq {seq}",

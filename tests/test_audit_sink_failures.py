@@ -2,7 +2,7 @@
 
 Each case must fail the decryption closed (no share leaves the secret server,
 the client raises AuditUnavailableError) within about the audit timeout, while
-health checks keep answering; or, for a deleted file, log to a new file at the
+health checks still succeed; or, for a deleted file, log to a new file at the
 configured path.
 """
 
@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 

@@ -5,8 +5,8 @@ and appends it. It raises AuditUnavailableError when the entry cannot be
 written in time, and the guard then replaces the reply with UNAVAILABLE.
 
 Allowed calls of LatestHead and WitnessHead by the keystore identity get no
-entry of their own: the witness entries record the exchange, and an entry per
-call would move the head on every exchange, so two idle servers would keep
+entry of their own, because the witness entries record the exchange. An entry
+per call would move the head on every exchange, so two idle servers would keep
 witnessing each other's new entries forever. Denied calls are logged.
 """
 

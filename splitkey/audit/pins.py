@@ -3,7 +3,7 @@
     {"format": "splitkey-audit-pins-v1",
      "logs": {"<server_id>": {"public_key": "<hex>", "head": {<SignedHead>}}}}
 
-A later verify checks that the log still holds the pinned head (else it was
+A later verify checks that the log still contains the pinned head (else it was
 truncated or forked) and that its heads verify under the pinned key (else the
 log was regenerated under another key). The file holds no secret.
 """
@@ -25,7 +25,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class Pin:
-    """What an auditor verified of one log: its key, and its newest signed head then."""
+    """The verified state of one log: its public key, and its newest signed head at that time."""
 
     public_key: str
     head: SignedHead
