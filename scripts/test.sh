@@ -3,5 +3,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh"
+bash "$root/scripts/setup-browser.sh"
 cd "$root"
 exec .venv/bin/python -m pytest "$@"
