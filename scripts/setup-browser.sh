@@ -9,7 +9,7 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
     else
-        echo "setup.sh: chromium is missing; install Debian's chromium package as root," \
+        echo "setup-browser.sh: chromium is missing; install Debian's chromium package as root," \
              "or set SPLITKEY_SKIP_BROWSER_TESTS=1 to skip the report rendering test" >&2
     fi
 fi
