@@ -1,4 +1,5 @@
-"""AuditClient: read both servers' audit logs over the AuditLog service (role auditor).
+"""AuditClient: read both servers' audit logs over the AuditLog service (role
+auditor), and prune them (role security).
 
 `export(server)` returns an `ExportedLog`, the same object an offline JSON
 Lines export loads into, so verify, reconcile and report work the same way on
@@ -15,7 +16,7 @@ from client.retry import call_with_retry
 from splitkey.audit.entry import AuditEntry
 from splitkey.audit.export import ExportedLog
 from splitkey.audit.head import SignedHead
-from splitkey.audit.service import entry_from_message, head_from_message
+from splitkey.audit.service import entry_from_message, head_from_message, head_to_message
 from splitkey.config import ClientConfig, load_client_config
 from splitkey.errors import ConfigError, InvalidInputError
 from splitkey.v1 import audit_pb2, audit_pb2_grpc
@@ -100,6 +101,21 @@ class AuditClient:
     def latest_head(self, server: str) -> SignedHead:
         """Ask the server to sign its current head, and return it."""
         return head_from_message(self._call(server, "LatestHead", audit_pb2.LatestHeadRequest()))
+
+    def prune(self, server: str, checkpoint: SignedHead, export_anchor: tuple[int, str]) -> audit_pb2.PruneResponse:
+        """Ask one server to delete its entries up to `checkpoint` (role security).
+
+        `checkpoint` is the newest checkpoint of an export that passed
+        verification, and `export_anchor` the (seq, hash) that export starts
+        after. A retried call after a lost reply deletes nothing more and
+        returns pruned 0, because the log then already starts after the checkpoint.
+        """
+        request = audit_pb2.PruneRequest(
+            checkpoint=head_to_message(checkpoint),
+            export_anchor_seq=export_anchor[0],
+            export_anchor_hash=export_anchor[1],
+        )
+        return self._call(server, "Prune", request)
 
     def export(self, server: str) -> ExportedLog:
         """Read one server's whole log: header, every entry and every checkpoint.

@@ -69,10 +69,10 @@ def wait_for(predicate, timeout_s: float = 10.0, what: str = "condition"):
         time.sleep(0.1)
 
 
-def run_audit_cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess:
-    """Run `splitkey audit ARGS` with the deployment's auditor configuration."""
+def run_audit_cli(deployment: Deployment, *args: str, role: str = "auditor") -> subprocess.CompletedProcess:
+    """Run `splitkey audit ARGS` with the deployment's client configuration of `role`."""
     return subprocess.run(
-        [sys.executable, "-m", "client.cli.main", "audit", *args, "--config", str(deployment.client_config("auditor"))],
+        [sys.executable, "-m", "client.cli.main", "audit", *args, "--config", str(deployment.client_config(role))],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
     )
 

@@ -5,10 +5,12 @@
     splitkey audit query [filters] [--json]                      one or both servers, or an export
     splitkey audit reconcile [--keystore-export F --secret-export F] [--json]
     splitkey audit report -o FILE [--keystore-export F --secret-export F]
+    splitkey audit prune --server keystore|secret --export FILE [--pin FILE]    security role
 
 Without export files, each command reads the live logs with the auditor's
 client configuration (--config, $SPLITKEY_CLIENT_CONFIG, or
-.splitkey-dev/client-auditor.toml).
+.splitkey-dev/client-auditor.toml). Prune uses a security identity instead
+(.splitkey-dev/client-security.toml by default).
 """
 
 from __future__ import annotations
@@ -246,6 +248,46 @@ def _report(args) -> int:
     return 0
 
 
+# prune -----------------------------------------------------------------------
+
+def _prune(args) -> int:
+    from client.audit_client import AuditClient
+    from splitkey.audit.export import load_export
+    from splitkey.audit.pins import Pin, load_pins, save_pins
+
+    exported = load_export(Path(args.export))
+    pins = load_pins(Path(args.pin)) if args.pin else {}
+    if args.pin and exported.server_id not in pins:
+        raise InvalidInputError(
+            f"pin file {args.pin} has no pinned head for {exported.server_id!r}; "
+            "run 'splitkey audit verify --pin' on that log first, or prune without --pin"
+        )
+    (report,) = verify_logs([exported], pins)
+    print(report)
+    if not report.ok:
+        print(f"prune rejected: {args.export} failed verification, so nothing was sent to the server; "
+              "export the log again and verify it", file=sys.stderr)
+        return 1
+    checkpoint = _newest_head(exported)
+    if checkpoint is None:
+        print(f"prune rejected: {args.export} contains no signed checkpoint to prune up to", file=sys.stderr)
+        return 1
+
+    with AuditClient.from_config(client_config_path(args, "security")) as client:
+        result = client.prune(args.server, checkpoint, (exported.anchor_seq, exported.anchor_hash))
+    if result.pruned:
+        print(f"pruned {result.pruned} entries of {exported.server_id}, recorded as entry {result.prune_seq}")
+    else:
+        print(f"pruned nothing: the log of {exported.server_id} already starts after seq {result.anchor_seq}")
+    print(f"new anchor: seq {result.anchor_seq}, hash {result.anchor_hash}")
+    if args.pin:
+        # The pruned checkpoint is now the anchor, so a later verify checks the anchor against it.
+        pins[exported.server_id] = Pin(report.public_key, checkpoint)
+        save_pins(Path(args.pin), pins)
+        print(f"pinned checkpoint seq {checkpoint.seq} of {exported.server_id} in {args.pin}")
+    return 0
+
+
 # registration ------------------------------------------------------------------
 
 def _add_config(parser) -> None:
@@ -312,3 +354,18 @@ def register(subparsers) -> None:
     _add_pair_sources(report)
     _add_config(report)
     report.set_defaults(func=_report)
+
+    prune = commands.add_parser(
+        "prune",
+        help="verify an export offline, then delete the server's entries up to its newest checkpoint "
+             "(security role)",
+    )
+    prune.add_argument("--server", choices=SERVER_CHOICES, required=True, help="whose log to prune")
+    prune.add_argument("--export", required=True, metavar="FILE",
+                       help="JSON Lines export of that log, from 'splitkey audit export'; entries up to its "
+                            "newest checkpoint are deleted")
+    prune.add_argument("--pin", metavar="FILE",
+                       help="pin file: check the export against the key and head pinned there, and pin the "
+                            "pruned checkpoint after the prune")
+    add_config_option(prune, "security")
+    prune.set_defaults(func=_prune)

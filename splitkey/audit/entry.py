@@ -23,6 +23,7 @@ ZERO_HASH = "0" * 64
 # Actions the log writes by itself, never passed in by a server.
 GENESIS_ACTION = "genesis"
 WITNESS_ACTION = "witness"
+PRUNE_ACTION = "prune"
 
 
 @dataclass(frozen=True)

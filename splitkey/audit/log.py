@@ -27,11 +27,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
 
-from splitkey.audit.entry import GENESIS_ACTION, WITNESS_ACTION, ZERO_HASH, AuditEntry, hash_fields
+from splitkey.audit.entry import GENESIS_ACTION, PRUNE_ACTION, WITNESS_ACTION, ZERO_HASH, AuditEntry, hash_fields
 from splitkey.audit.folding import DenialFolder
 from splitkey.audit.head import SignedHead, public_key_hex, sign_head
 from splitkey.audit.record import AuditRecord
@@ -41,6 +42,7 @@ from splitkey.audit.store import (
     head_from_row,
     is_new_file,
     open_reader,
+    read_meta,
 )
 from splitkey.audit.writer import WriterThread
 from splitkey.errors import (
@@ -75,6 +77,20 @@ _SYSTEM_DEFAULTS: dict[str, str | int] = {
 }
 
 _QUERY_COLUMNS = ("workspace", "record_id", "actor", "action", "outcome")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """Outcome of `AuditLog.prune_to_checkpoint`.
+
+    `prune_seq` is the seq of the "prune" entry that records the deletion, or
+    0 when nothing was deleted because the log already started after the checkpoint.
+    """
+
+    deleted: int
+    anchor_seq: int
+    anchor_hash: str
+    prune_seq: int
 
 
 class AuditLog:
@@ -197,6 +213,44 @@ class AuditLog:
         if not exported_and_verified:
             raise PreconditionError("prune deletes entries; export and verify them first")
         return self._writer.submit(lambda: self._prune_now(up_to_checkpoint_seq), "prune")
+
+    def prune_to_checkpoint(
+        self,
+        checkpoint: SignedHead,
+        *,
+        export_anchor: tuple[int, str],
+        actor: str = "",
+        cert_fingerprint: str = "",
+    ) -> PruneResult:
+        """Delete the entries up to `checkpoint`, the newest checkpoint of an export that passed verification.
+
+        The checkpoint must be stored in this log as given (seq, hash, time and
+        signature) and its signature must verify under this log's key.
+        `export_anchor` is the (seq, hash) the export started after, and it
+        must equal the log's current anchor, so every deleted entry was in the
+        export. A "prune" entry naming `actor` is written in the same
+        transaction as the deletion. A checkpoint the log already starts after
+        deletes nothing and returns a result with `prune_seq` 0.
+
+        Raises InvalidInputError for another server's checkpoint, IntegrityError
+        for an invalid signature, PreconditionError when the checkpoint or the
+        anchor does not match this log, and AuditUnavailableError when the
+        write fails or times out.
+        """
+        if not isinstance(checkpoint, SignedHead):
+            raise InvalidInputError(f"prune_to_checkpoint takes a SignedHead, not {type(checkpoint).__name__}")
+        if checkpoint.server_id != self._server_id:
+            raise InvalidInputError(
+                f"the checkpoint belongs to server {checkpoint.server_id!r}, but this log is {self._server_id!r}; "
+                "prune with an export of this server's log"
+            )
+        checkpoint.verify(self._public_key)
+        # NOTE: the deletion is one transaction on the writer thread, so appends
+        # wait for it. A prune that takes longer than `timeout_s` fails its
+        # caller and the appends behind it, and may still commit afterwards.
+        return self._writer.submit(
+            lambda: self._prune_to_checkpoint_now(checkpoint, export_anchor, actor, cert_fingerprint), "prune"
+        )
 
     def close(self) -> None:
         """Write folded denials, sign the final head and close the file. A second call does nothing."""
@@ -356,6 +410,64 @@ class AuditLog:
         logger.info("audit log %s pruned %d entries up to seq %d", self._path, deleted, up_to_seq)
         return deleted
 
+    def _prune_to_checkpoint_now(
+        self, checkpoint: SignedHead, export_anchor: tuple[int, str], actor: str, cert_fingerprint: str
+    ) -> PruneResult:
+        log_file = self._writable_file()
+        connection = log_file.connection
+        meta = read_meta(connection)
+        anchor_seq, anchor_hash = int(meta["anchor_seq"]), meta["anchor_hash"]
+        seq = checkpoint.seq
+        if seq < anchor_seq:
+            raise PreconditionError(
+                f"the log already starts after seq {anchor_seq}, past checkpoint seq {seq}; nothing is left to prune"
+            )
+        stored = connection.execute(
+            "SELECT entry_hash, time_ms, signature FROM checkpoints WHERE seq = ?", (seq,)
+        ).fetchone()
+        if stored is None or tuple(stored) != (checkpoint.entry_hash, checkpoint.time_ms, checkpoint.signature):
+            raise PreconditionError(
+                f"checkpoint seq {seq} with hash {checkpoint.entry_hash} is not in this log; "
+                "export and verify this server's log again, then prune with that export"
+            )
+        if seq == anchor_seq:
+            return PruneResult(0, anchor_seq, anchor_hash, 0)
+        if tuple(export_anchor) != (anchor_seq, anchor_hash):
+            raise PreconditionError(
+                f"the export starts after seq {export_anchor[0]}, but this log starts after seq {anchor_seq} "
+                f"(or the anchor hashes differ); export the whole log again so that every entry to delete is in it"
+            )
+        row = connection.execute("SELECT entry_hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+        if row is None or row[0] != checkpoint.entry_hash:
+            # A stored checkpoint that disagrees with its entry means the file was edited.
+            logger.error("audit log %s: entry %d does not match its stored checkpoint; prune rejected", self._path, seq)
+            raise IntegrityError()
+        first_seq = connection.execute("SELECT MIN(seq) FROM entries").fetchone()[0]
+        draft = {
+            "action": PRUNE_ACTION,
+            "actor": actor,
+            "cert_fingerprint": cert_fingerprint,
+            "reason": (
+                f"deleted entries {first_seq}..{seq} up to the exported and verified checkpoint seq {seq} "
+                f"hash {checkpoint.entry_hash}"
+            ),
+        }
+
+        now_s = self._clock()
+        try:
+            entries = self._chain([draft], now_s)
+            deleted = log_file.prune(seq, checkpoint.entry_hash, entries)
+        except (OSError, sqlite3.Error) as error:
+            self._discard_file()
+            logger.error("audit log %s prune failed: %s", self._path, error)
+            raise AuditUnavailableError(f"audit log {self._path} could not be pruned: {error}") from error
+        self._settle_write(log_file, entries, [], now_s)
+        logger.info(
+            "audit log %s pruned %d entries up to checkpoint seq %d for %s; prune entry %d",
+            self._path, deleted, seq, actor or "the operator", entries[0].seq,
+        )
+        return PruneResult(deleted, seq, checkpoint.entry_hash, entries[0].seq)
+
     def _close_now(self) -> None:
         try:
             self._checkpoint_now()
@@ -400,6 +512,11 @@ class AuditLog:
             self._discard_file()
             logger.error("audit log %s write failed: %s", self._path, error)
             raise AuditUnavailableError(f"audit log {self._path} could not be written: {error}") from error
+        self._settle_write(log_file, entries, heads, now_s)
+        return entries
+
+    def _settle_write(self, log_file: LogFile, entries: list[AuditEntry], heads: list[SignedHead], now_s: float) -> None:
+        """Move the head past a committed write, or fail when the file was swapped out during it."""
         if log_file.is_replaced():
             log_file.close_detached()
             self._file = None
@@ -408,13 +525,13 @@ class AuditLog:
                 f"audit log {self._path} was deleted or replaced during the write; "
                 "the entry is not in the file at that path"
             )
-        self._head = (last_seq, last_hash)
+        if entries:
+            self._head = (entries[-1].seq, entries[-1].entry_hash)
         self._entries_since_checkpoint += len(entries)
         if heads:
             self._latest_head = heads[0]
             self._entries_since_checkpoint = 0
             self._last_checkpoint_s = now_s
-        return entries
 
     def _chain(self, drafts: list[dict[str, str | int]], now_s: float) -> list[AuditEntry]:
         seq, prev_hash = self._head

@@ -38,6 +38,7 @@ EXPECTED_ROLES: Mapping[str, frozenset[str]] = {
     "WrapShare": frozenset({"app", "security"}),
     "UnwrapShare": frozenset({"worker"}),
     "RewrapShares": frozenset({"keystore"}),
+    "Prune": frozenset({"security"}),
 }
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}

@@ -2,7 +2,8 @@
 
 Auditors stream entries and fetch signed checkpoints. The keystore fetches
 the secret server's latest head and pushes its own with WitnessHead, which
-only the secret server accepts. The guard's allow-list decides who may call
+only the secret server accepts. The security team prunes the log up to a
+checkpoint of a verified export. The guard's allow-list decides who may call
 what; these handlers only check the requests.
 """
 
@@ -14,7 +15,8 @@ from splitkey.audit.entry import AuditEntry
 from splitkey.audit.head import SignedHead
 from splitkey.audit.log import AuditLog
 from splitkey.audit.record import MAX_LENGTHS, OUTCOMES
-from splitkey.errors import InvalidInputError, PreconditionError
+from splitkey.errors import IntegrityError, InvalidInputError, PreconditionError
+from splitkey.rpc.guard import current_identity
 from splitkey.v1 import audit_pb2, audit_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -111,3 +113,30 @@ class AuditLogServicer(audit_pb2_grpc.AuditLogServicer):
         seq = self._log.witness(head, self._witness_key)
         logger.info("witnessed head seq %d of %s as entry %d", head.seq, head.server_id, seq)
         return audit_pb2.WitnessHeadResponse(witness_seq=seq)
+
+    def Prune(self, request, context):
+        if not request.HasField("checkpoint"):
+            raise InvalidInputError("checkpoint is missing; send the newest checkpoint of a verified export")
+        if request.export_anchor_seq < 0:
+            raise InvalidInputError(f"export_anchor_seq must be zero or positive, got {request.export_anchor_seq}")
+        checkpoint = head_from_message(request.checkpoint)
+        identity = current_identity()
+        try:
+            result = self._log.prune_to_checkpoint(
+                checkpoint,
+                export_anchor=(request.export_anchor_seq, request.export_anchor_hash),
+                actor=identity.uri,
+                cert_fingerprint=identity.fingerprint,
+            )
+        except IntegrityError:
+            logger.warning(
+                "prune by %s rejected: checkpoint seq %d does not verify under this log's key",
+                identity.uri, checkpoint.seq,
+            )
+            raise
+        return audit_pb2.PruneResponse(
+            pruned=result.deleted,
+            anchor_seq=result.anchor_seq,
+            anchor_hash=result.anchor_hash,
+            prune_seq=result.prune_seq,
+        )

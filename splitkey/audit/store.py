@@ -147,9 +147,14 @@ class LogFile:
                 [h.to_dict() for h in heads],
             )
 
-    def prune(self, up_to_seq: int, anchor_hash: str) -> int:
-        """Delete entries up to `up_to_seq` and make that entry's hash the anchor."""
+    def prune(self, up_to_seq: int, anchor_hash: str, entries: Iterable[AuditEntry] = ()) -> int:
+        """Delete entries up to `up_to_seq`, make that entry's hash the anchor, and return the count.
+
+        `entries` (the record of the prune) are inserted in the same fsynced
+        transaction, so the deletion never lands without them.
+        """
         with transaction(self.connection):
+            self.connection.executemany(_INSERT_ENTRY, [e.to_dict() for e in entries])
             deleted = self.connection.execute(
                 "DELETE FROM entries WHERE seq <= ?", (up_to_seq,)
             ).rowcount

@@ -127,3 +127,25 @@ class WitnessHeadResponse(_message.Message):
     WITNESS_SEQ_FIELD_NUMBER: _ClassVar[int]
     witness_seq: int
     def __init__(self, witness_seq: _Optional[int] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("checkpoint", "export_anchor_seq", "export_anchor_hash")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_ANCHOR_SEQ_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_ANCHOR_HASH_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: AuditSignedHead
+    export_anchor_seq: int
+    export_anchor_hash: str
+    def __init__(self, checkpoint: _Optional[_Union[AuditSignedHead, _Mapping]] = ..., export_anchor_seq: _Optional[int] = ..., export_anchor_hash: _Optional[str] = ...) -> None: ...
+
+class PruneResponse(_message.Message):
+    __slots__ = ("pruned", "anchor_seq", "anchor_hash", "prune_seq")
+    PRUNED_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_HASH_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    pruned: int
+    anchor_seq: int
+    anchor_hash: str
+    prune_seq: int
+    def __init__(self, pruned: _Optional[int] = ..., anchor_seq: _Optional[int] = ..., anchor_hash: _Optional[str] = ..., prune_seq: _Optional[int] = ...) -> None: ...

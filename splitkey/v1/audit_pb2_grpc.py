@@ -56,6 +56,11 @@ class AuditLogStub:
                 request_serializer=splitkey_dot_v1_dot_audit__pb2.WitnessHeadRequest.SerializeToString,
                 response_deserializer=splitkey_dot_v1_dot_audit__pb2.WitnessHeadResponse.FromString,
                 _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/splitkey.v1.AuditLog/Prune',
+                request_serializer=splitkey_dot_v1_dot_audit__pb2.PruneRequest.SerializeToString,
+                response_deserializer=splitkey_dot_v1_dot_audit__pb2.PruneResponse.FromString,
+                _registered_method=True)
 
 
 class AuditLogServicer:
@@ -94,6 +99,17 @@ class AuditLogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prune(self, request, context):
+        """Delete the entries up to a signed checkpoint that an auditor exported and
+        verified (role: security). The server deletes only when that exact
+        checkpoint is in its own log, its signature verifies under the log's key,
+        and the export started at the log's current anchor. It records the prune
+        in the chain, in the same transaction as the deletion.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditLogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +132,11 @@ def add_AuditLogServicer_to_server(servicer, server):
                     servicer.WitnessHead,
                     request_deserializer=splitkey_dot_v1_dot_audit__pb2.WitnessHeadRequest.FromString,
                     response_serializer=splitkey_dot_v1_dot_audit__pb2.WitnessHeadResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=splitkey_dot_v1_dot_audit__pb2.PruneRequest.FromString,
+                    response_serializer=splitkey_dot_v1_dot_audit__pb2.PruneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -228,6 +249,33 @@ class AuditLog:
             '/splitkey.v1.AuditLog/WitnessHead',
             splitkey_dot_v1_dot_audit__pb2.WitnessHeadRequest.SerializeToString,
             splitkey_dot_v1_dot_audit__pb2.WitnessHeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/splitkey.v1.AuditLog/Prune',
+            splitkey_dot_v1_dot_audit__pb2.PruneRequest.SerializeToString,
+            splitkey_dot_v1_dot_audit__pb2.PruneResponse.FromString,
             options,
             channel_credentials,
             insecure,
