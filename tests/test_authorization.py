@@ -18,12 +18,14 @@ from keystore_server.policy import ALLOW as KEYSTORE_POLICY
 from secret_server.policy import ALLOW as SECRET_POLICY
 from splitkey.identity import ROLES
 from splitkey.pki.certs import issue_leaf
-from splitkey.v1 import admin_pb2, keystore_pb2, secret_pb2
+from splitkey.v1 import admin_pb2, audit_pb2, keystore_pb2, secret_pb2
 from tests.pki_helpers import deployment_ca, raw_channel, rpc_failure, rpc_status, spiffe, wait_for_log, write_pair
 
 # Who may call what, as the design states it. The tests compare the running
-# servers against this table, not against their own policy modules.
-EXPECTED_ROLES = {
+# servers against this table, not against their own policy modules. A row is
+# the set of allowed roles, or, for a method whose roles differ between the
+# servers that serve it, a dict from server to that set.
+EXPECTED_ROLES: dict[str, set[str] | dict[str, set[str]]] = {
     "/splitkey.v1.Keystore/PutKey": {"app", "security"},
     "/splitkey.v1.Keystore/FetchKey": {"worker"},
     "/splitkey.v1.Keystore/ListKeys": {"app", "security", "auditor"},
@@ -49,6 +51,12 @@ EXPECTED_ROLES = {
     "/splitkey.v1.SecretAdmin/RetireKekVersion": {"keystore"},
     "/splitkey.v1.SecretAdmin/SetAccess": {"security"},
     "/splitkey.v1.SecretAdmin/ListAccess": {"security", "auditor"},
+    "/splitkey.v1.AuditLog/StreamEntries": {"auditor"},
+    "/splitkey.v1.AuditLog/GetCheckpoints": {"auditor"},
+    # The keystore fetches the secret server's head and pushes its own, so only the secret server lets it call these.
+    "/splitkey.v1.AuditLog/LatestHead": {"keystore": {"auditor"}, "secret": {"auditor", "keystore"}},
+    "/splitkey.v1.AuditLog/WitnessHead": {"keystore": set(), "secret": {"keystore"}},
+    "/splitkey.v1.AuditLog/Prune": {"security"},
 }
 
 # (server, service) for every gRPC service a server hosts.
@@ -57,6 +65,8 @@ SERVICES = (
     ("keystore", admin_pb2.DESCRIPTOR.services_by_name["KeystoreAdmin"]),
     ("secret", secret_pb2.DESCRIPTOR.services_by_name["SecretServer"]),
     ("secret", admin_pb2.DESCRIPTOR.services_by_name["SecretAdmin"]),
+    ("keystore", audit_pb2.DESCRIPTOR.services_by_name["AuditLog"]),
+    ("secret", audit_pb2.DESCRIPTOR.services_by_name["AuditLog"]),
 )
 POLICIES = {"keystore": KEYSTORE_POLICY, "secret": SECRET_POLICY}
 
@@ -70,11 +80,21 @@ def _methods() -> list[tuple[str, str, bool]]:
     return methods
 
 
+def _method_ids() -> list[str]:
+    """Return a test id per method: its path, prefixed with the server when both servers serve it."""
+    paths = [method for _server, method, _streaming in _methods()]
+    return [method if paths.count(method) == 1 else f"{server}:{method}" for server, method, _streaming in _methods()]
+
+
 def _allowed_roles(server: str, method: str) -> set[str]:
-    """Return the roles that may call `method`. A method missing from the design table follows its server's policy."""
-    if method in EXPECTED_ROLES:
-        return EXPECTED_ROLES[method]
-    return set(POLICIES[server].get(method, frozenset()))
+    """Return the roles that may call `method` on `server`.
+
+    A method missing from the design table follows its server's policy.
+    """
+    if method not in EXPECTED_ROLES:
+        return set(POLICIES[server].get(method, frozenset()))
+    row = EXPECTED_ROLES[method]
+    return row[server] if isinstance(row, dict) else row
 
 
 def _skip_if_not_served(code: grpc.StatusCode, method: str) -> None:
@@ -109,6 +129,15 @@ def test_every_method_in_table():
     assert missing == [], "add the allowed roles of these RPCs to EXPECTED_ROLES"
 
 
+def test_per_server_rows_name_each_server():
+    servers_of: dict[str, set[str]] = {}
+    for server, method, _streaming in _methods():
+        servers_of.setdefault(method, set()).add(server)
+    for method, row in EXPECTED_ROLES.items():
+        if isinstance(row, dict):
+            assert set(row) == servers_of.get(method), method
+
+
 def test_policy_modules_match_table():
     for server, policy in POLICIES.items():
         for method, roles in policy.items():
@@ -121,7 +150,7 @@ def test_keystore_role_never_unwraps():
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=[m for _s, m, _st in _methods()])
+@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=_method_ids())
 def test_role_allow_list(deployment, role_certificates, server, method, streaming, role):
     name = method.rsplit("/", 1)[-1]
     with _channel(deployment, server, *role_certificates[(server, role)]) as channel:
@@ -171,7 +200,7 @@ def _bad_identity_leaf(root: Path, server: str, uris):
 
 
 @pytest.mark.parametrize("case", list(BAD_IDENTITIES))
-@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=[m for _s, m, _st in _methods()])
+@pytest.mark.parametrize(("server", "method", "streaming"), _methods(), ids=_method_ids())
 def test_bad_identity_denied(deployment, server, method, streaming, case):
     uris, reason = BAD_IDENTITIES[case]
     leaf = _bad_identity_leaf(deployment.root, server, uris)
