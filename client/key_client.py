@@ -344,6 +344,7 @@ class KeyClient:
             constant_time_equal(fetched.grant.request_id, request_id),
             constant_time_equal(fetched.grant.reply_key, reply_key),
             constant_time_equal(fetched.grant.context_hash, context.digest()),
+            fetched.grant.requested_workspace == workspace,
         )
         if not all(checks):
             _logger.error(

@@ -177,6 +177,7 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
             context_hash=key_context.digest(),
             wrap_b=row.wrap_b,
             reply_key=reply_key,
+            requested_workspace=workspace,
         )
         self._store.mark_used(row.record_id)
         _logger.info(

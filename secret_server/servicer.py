@@ -76,7 +76,10 @@ class SecretServicer(secret_pb2_grpc.SecretServerServicer):
         if self._store.is_tombstoned(key_context.record_id):
             raise PreconditionError(f"record {key_context.record_id} was replaced or removed and cannot be used")
         if self._deny is not None:
-            self._deny.check(record_id=key_context.record_id, workspaces=(key_context.workspace,), identity=identity.uri)
+            # The requested workspace is signed in the grant; checking it as well keeps a
+            # revoked workspace revoked when it is served by a platform key.
+            workspaces = (key_context.workspace, request.grant.requested_workspace)
+            self._deny.check(record_id=key_context.record_id, workspaces=workspaces, identity=identity.uri)
         kek = self._keyring.key(version)
         self._replay.claim(request.request_id, request.grant.signature)
         try:

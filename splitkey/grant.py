@@ -24,7 +24,7 @@ from splitkey.v1 import common_pb2
 MAX_GRANT_LIFETIME_MS = 60_000
 # Tolerated clock difference between the keystore and the secret server.
 CLOCK_SKEW_MS = 5_000
-_DOMAIN = b"splitkey-use-grant-v1"
+_DOMAIN = b"splitkey-use-grant-v2"
 
 
 def _signed_bytes(grant: common_pb2.UseGrant) -> bytes:
@@ -37,6 +37,7 @@ def _signed_bytes(grant: common_pb2.UseGrant) -> bytes:
             grant.wrap_b_hash,
             grant.reply_key,
             grant.expires_at_ms.to_bytes(8, "big", signed=True),
+            grant.requested_workspace.encode("utf-8"),
         )
     )
 
@@ -49,11 +50,13 @@ def issue_grant(
     context_hash: bytes,
     wrap_b: bytes,
     reply_key: bytes,
+    requested_workspace: str = "",
     lifetime_ms: int = MAX_GRANT_LIFETIME_MS,
     now_ms: int | None = None,
 ) -> common_pb2.UseGrant:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     grant = common_pb2.UseGrant(
+        requested_workspace=requested_workspace,
         worker_identity=worker_identity,
         request_id=request_id,
         context_hash=context_hash,

@@ -102,6 +102,21 @@ def test_wiped_keystore_rules_still_denied_by_secret_server(deployment):
         assert "incident 8" in str(caught.value)
 
 
+def test_wiped_keystore_rules_platform_mode_still_denied(deployment):
+    """A workspace served by a platform key is revoked on the secret server too, via the signed grant."""
+    with deployment.client("security") as security:
+        security.add_key("platform", "openai", "sk-proj-TESTONLY-platformkey1234")
+    with deployment.client("app", byok_on_add=False) as app:
+        app.set_mode("ws-platform-revoked", "platform")
+    with support.admin(deployment) as admin, deployment.client("worker") as worker:
+        assert worker.decrypt("ws-platform-revoked", "openai").resolution == "platform"
+        admin.set_access("workspace", "ws-platform-revoked", disabled=True, reason="incident 9")
+        _execute(support.keystore_db(deployment), "DELETE FROM access_rules", "DELETE FROM access_head")
+        with pytest.raises(PermissionDeniedError) as caught:
+            worker.decrypt("ws-platform-revoked", "openai")
+        assert "incident 9" in str(caught.value)
+
+
 def test_wiped_secret_rules_still_denied_by_keystore(deployment):
     support.add_keys(deployment, 1)
     with support.admin(deployment) as admin, deployment.client("worker") as worker:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18splitkey/v1/common.proto\x12\x0bsplitkey.v1\"p\n\nKeyContext\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\"\x9f\x01\n\x08UseGrant\x12\x17\n\x0fworker_identity\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bwrap_b_hash\x18\x04 \x01(\x0c\x12\x11\n\treply_key\x18\x05 \x01(\x0c\x12\x15\n\rexpires_at_ms\x18\x06 \x01(\x03\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18splitkey/v1/common.proto\x12\x0bsplitkey.v1\"p\n\nKeyContext\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x11\n\trecord_id\x18\x05 \x01(\t\"\xbc\x01\n\x08UseGrant\x12\x17\n\x0fworker_identity\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontext_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bwrap_b_hash\x18\x04 \x01(\x0c\x12\x11\n\treply_key\x18\x05 \x01(\x0c\x12\x15\n\rexpires_at_ms\x18\x06 \x01(\x03\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x1b\n\x13requested_workspace\x18\x08 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYCONTEXT']._serialized_start=41
   _globals['_KEYCONTEXT']._serialized_end=153
   _globals['_USEGRANT']._serialized_start=156
-  _globals['_USEGRANT']._serialized_end=315
+  _globals['_USEGRANT']._serialized_end=344
 # @@protoc_insertion_point(module_scope)

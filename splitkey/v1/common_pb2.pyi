@@ -19,7 +19,7 @@ class KeyContext(_message.Message):
     def __init__(self, format_version: _Optional[int] = ..., deployment: _Optional[str] = ..., workspace: _Optional[str] = ..., provider: _Optional[str] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class UseGrant(_message.Message):
-    __slots__ = ("worker_identity", "request_id", "context_hash", "wrap_b_hash", "reply_key", "expires_at_ms", "signature")
+    __slots__ = ("worker_identity", "request_id", "context_hash", "wrap_b_hash", "reply_key", "expires_at_ms", "signature", "requested_workspace")
     WORKER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class UseGrant(_message.Message):
     REPLY_KEY_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_WORKSPACE_FIELD_NUMBER: _ClassVar[int]
     worker_identity: str
     request_id: str
     context_hash: bytes
@@ -34,4 +35,5 @@ class UseGrant(_message.Message):
     reply_key: bytes
     expires_at_ms: int
     signature: bytes
-    def __init__(self, worker_identity: _Optional[str] = ..., request_id: _Optional[str] = ..., context_hash: _Optional[bytes] = ..., wrap_b_hash: _Optional[bytes] = ..., reply_key: _Optional[bytes] = ..., expires_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    requested_workspace: str
+    def __init__(self, worker_identity: _Optional[str] = ..., request_id: _Optional[str] = ..., context_hash: _Optional[bytes] = ..., wrap_b_hash: _Optional[bytes] = ..., reply_key: _Optional[bytes] = ..., expires_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., requested_workspace: _Optional[str] = ...) -> None: ...
