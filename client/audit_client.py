@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from client.channels import ServerChannel
 from client.retry import call_with_retry
-from splitkey.audit.entry import AuditEntry
+from splitkey.audit.entry import WITNESS_ACTION, AuditEntry
 from splitkey.audit.export import ExportedLog
 from splitkey.audit.head import SignedHead
 from splitkey.audit.service import entry_from_message, head_from_message, head_to_message
@@ -24,6 +24,9 @@ from splitkey.v1 import audit_pb2, audit_pb2_grpc
 SERVERS = ("keystore", "secret")
 # Deadline of one whole StreamEntries call, in seconds: a full log is larger than one reply.
 STREAM_TIMEOUT_S = 300.0
+# Tail re-reads by `export_both`. A log falls behind again only when another
+# head exchange lands during the previous re-read, which takes milliseconds.
+EXPORT_BOTH_REREADS = 3
 _FILTERS = ("after_seq", "start_ms", "end_ms", "workspace", "record_id", "actor", "action", "outcome")
 
 
@@ -133,3 +136,49 @@ class AuditClient:
             entries=entries,
             checkpoints=[head_from_message(head) for head in info.checkpoints],
         )
+
+    def export_both(self, *, max_rereads: int = EXPORT_BOTH_REREADS) -> dict[str, ExportedLog]:
+        """Read both servers' logs and return {"keystore": ExportedLog, "secret": ExportedLog}.
+
+        The logs are read one after the other. A head exchange between the
+        reads makes the log read second witness a head of the log read first
+        beyond the end of that read, which verify would report as truncation.
+        So after both reads, each log that its peer witnessed beyond the end
+        of what was read gets its tail read again, for up to `max_rereads`
+        rounds. A round stops early when no log grew: a log that still ends
+        before a witnessed head then really lacks those entries.
+        """
+        logs = {server: self.export(server) for server in SERVERS}
+        for _round in range(max_rereads):
+            behind = [
+                server for server, log in logs.items()
+                if _witnessed_seq(log.server_id, logs[_other(server)]) > _last_seq(log)
+            ]
+            added = 0
+            for server in behind:
+                added += self._read_tail(server, logs[server])
+            if not added:
+                break
+        return logs
+
+    def _read_tail(self, server: str, log: ExportedLog) -> int:
+        """Append the entries after the end of `log` to it; return how many were added."""
+        tail = list(self.entries(server, after_seq=_last_seq(log)))
+        log.entries.extend(tail)
+        return len(tail)
+
+
+def _other(server: str) -> str:
+    return SERVERS[1 - SERVERS.index(server)]
+
+
+def _last_seq(log: ExportedLog) -> int:
+    return log.entries[-1].seq if log.entries else log.anchor_seq
+
+
+def _witnessed_seq(server_id: str, peer: ExportedLog) -> int:
+    """Return the highest seq of `server_id`'s log that `peer` witnessed, or -1."""
+    return max(
+        (e.peer_seq for e in peer.entries if e.action == WITNESS_ACTION and e.peer_server_id == server_id),
+        default=-1,
+    )

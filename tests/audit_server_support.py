@@ -18,7 +18,7 @@ from tests.pki_helpers import edit_toml
 from tests.servers import REPO_ROOT, Deployment
 
 # Seconds between head exchanges in test deployments, so witnessing shows up quickly.
-WITNESS_INTERVAL_S = 0.3
+WITNESS_INTERVAL_S = 0.2
 
 
 def create_deployment(root: Path, **audit_options) -> Deployment:

@@ -202,7 +202,7 @@ def test_each_log_witnesses_the_other(deployment, one_use):
 
 
 def test_idle_servers_stop_exchanging_heads(deployment, one_use):
-    # Ten exchange intervals without requests; the counts must settle and then stay put.
+    # Several exchange intervals without requests; the counts must settle and then stay put.
     time.sleep(1.5)
     before = [len(read_entries(audit_path(deployment, server))) for server in ("keystore", "secret")]
     time.sleep(1.5)
@@ -385,3 +385,98 @@ def test_unknown_identity_denial_is_logged(deployment, tmp_path):
               if e.actor.startswith("unidentified peer")]
     assert denied, "the denial of a certificate outside the trust domain is not in the log"
     assert "trust domain" in denied[-1].reason
+
+
+class _ExchangeBetweenReads(AuditClient):
+    """An auditor client that, right after reading the keystore log, waits for a head
+    exchange that makes the secret server witness a keystore head beyond that read."""
+
+    def __init__(self, config, deployment, worker):
+        super().__init__(config)
+        self._deployment = deployment
+        self._worker = worker
+        self.keystore_read_end = 0
+
+    def export(self, server):
+        exported = super().export(server)
+        if server == "keystore":
+            self.keystore_read_end = exported.entries[-1].seq
+            # A decryption moves both heads, so the next exchange pushes a newer keystore head.
+            self._worker.decrypt("ws-use", "openai")
+            _wait_for_witness(self._deployment, "secret", self.keystore_read_end + 1)
+        return exported
+
+
+def _racing_client(deployment, worker) -> _ExchangeBetweenReads:
+    from splitkey.config import load_client_config
+
+    return _ExchangeBetweenReads(load_client_config(deployment.client_config("auditor")), deployment, worker)
+
+
+def test_live_read_rereads_tail_after_exchange(deployment, worker, one_use):
+    with _racing_client(deployment, worker) as client:
+        raced = client.export_both(max_rereads=0)
+    keystore_report, _secret_report = verify_logs([raced["keystore"], raced["secret"]], {})
+    assert "truncated" in keystore_report.kinds(), "the exchange between the two reads was not reproduced"
+
+    with _racing_client(deployment, worker) as client:
+        logs = client.export_both()
+    assert logs["keystore"].entries[-1].seq > client.keystore_read_end
+    reports = verify_logs([logs["keystore"], logs["secret"]], {})
+    assert [report.problems for report in reports] == [[], []]
+
+
+class _HiddenKeystoreTail(AuditClient):
+    """An auditor client that sees the keystore log cut before `cut_seq`, as a keystore
+    that deleted its newest entries (and keeps hiding new ones) would serve it."""
+
+    cut_seq = 0
+
+    def entries(self, server, *, limit=0, **filters):
+        entries = super().entries(server, limit=limit, **filters)
+        if server != "keystore":
+            return entries
+        return iter([entry for entry in entries if entry.seq < self.cut_seq])
+
+
+def test_live_read_reports_truncation_that_persists(deployment, one_use):
+    (fetch,) = server_entries(deployment, "keystore", action="FetchKey", request_id=one_use["request_id"])
+    _wait_for_witness(deployment, "secret", fetch.seq)
+    witnessed = max(e.peer_seq for e in server_entries(deployment, "secret", action="witness"))
+
+    with _HiddenKeystoreTail.from_config(deployment.client_config("auditor")) as client:
+        client.cut_seq = witnessed
+        logs = client.export_both()
+    assert logs["keystore"].entries[-1].seq == witnessed - 1
+    keystore_report, secret_report = verify_logs([logs["keystore"], logs["secret"]], {})
+    truncated = [p for p in keystore_report.problems if p.kind == "truncated"]
+    assert truncated, str(keystore_report)
+    assert keystore_report.first_bad_seq == witnessed
+    assert "peer-truncated" in secret_report.kinds()
+
+
+def _decrypt_until(deployment, stop, errors: list) -> None:
+    try:
+        with deployment.client("worker") as client:
+            while not stop.is_set():
+                client.decrypt("ws-load", "openai")
+    except Exception as error:  # noqa: BLE001 - reported by the test
+        errors.append(error)
+
+
+def test_live_verify_passes_under_decrypt_load(deployment, app):
+    import threading
+
+    app.add_key("ws-load", "openai", _api_key())
+    stop = threading.Event()
+    errors: list = []
+    load = threading.Thread(target=_decrypt_until, args=(deployment, stop, errors))
+    load.start()
+    try:
+        results = [run_audit_cli(deployment, "verify") for _ in range(3)]
+    finally:
+        stop.set()
+        load.join(30)
+    assert errors == []
+    for result in results:
+        assert result.returncode == 0, result.stdout + result.stderr
