@@ -34,7 +34,7 @@ from client.retry import call_with_retry
 from splitkey import record
 from splitkey.config import ClientConfig, load_client_config
 from splitkey.context import PLATFORM_WORKSPACE, Context, encode_fields, validate_workspace
-from splitkey.errors import ConfigError, IntegrityError, InvalidInputError, KeyFormatError
+from splitkey.errors import ConfigError, IntegrityError, InvalidInputError, KeyFormatError, KeyVersionError
 from splitkey.hardening import disable_core_dumps
 from splitkey.secret import SecretKey, constant_time_equal, mask_key
 from splitkey.v1 import keystore_pb2, keystore_pb2_grpc, secret_pb2, secret_pb2_grpc
@@ -164,25 +164,34 @@ class KeyClient:
         del dek
 
         # Each RPC carries its own request id; a retried PutKey repeats its id
-        # and content exactly, so the keystore applies it once.
-        wrapped = self._call(
-            secret, "WrapShare",
-            secret_pb2.WrapShareRequest(request_id=_new_request_id(), context=context.to_proto(), share_b=share_b),
-        )
-        del share_b
-        reply = self._call(
-            keystore, "PutKey",
-            keystore_pb2.PutKeyRequest(
-                request_id=_new_request_id(),
-                context=context.to_proto(),
-                ciphertext=ciphertext,
-                share_a=share_a,
-                wrap_b=wrapped.wrap_b,
-                key_hint=mask_key(key),
-                key_digest=key_digest(self.config.trust_domain, provider, key),
-            ),
-        )
-        del share_a
+        # and content exactly, so the keystore applies it once. When the KEK-B
+        # version of wrap_b was retired between the two calls, PutKey rejects it
+        # with KeyVersionError, and one new WrapShare under the active version
+        # (with a new PutKey request id) completes the add.
+        for attempt in (1, 2):
+            wrapped = self._call(
+                secret, "WrapShare",
+                secret_pb2.WrapShareRequest(request_id=_new_request_id(), context=context.to_proto(), share_b=share_b),
+            )
+            try:
+                reply = self._call(
+                    keystore, "PutKey",
+                    keystore_pb2.PutKeyRequest(
+                        request_id=_new_request_id(),
+                        context=context.to_proto(),
+                        ciphertext=ciphertext,
+                        share_a=share_a,
+                        wrap_b=wrapped.wrap_b,
+                        key_hint=mask_key(key),
+                        key_digest=key_digest(self.config.trust_domain, provider, key),
+                    ),
+                )
+                break
+            except KeyVersionError as error:
+                if attempt == 2:
+                    raise
+                _logger.warning("PutKey rejected record %s, so WrapShare runs once more: %s", context.record_id, error)
+        del share_a, share_b
         _logger.info("added %s key %s to workspace %s as record %s", provider, mask_key(key), workspace, reply.record_id)
         return AddedKey(
             record_id=reply.record_id,

@@ -12,6 +12,7 @@ from keystore_server.audit_witness import WitnessExchange
 from keystore_server.modes import ModeBook
 from keystore_server.policy import ALLOW
 from keystore_server.rotation.engine import RewrapEngine
+from keystore_server.rotation.retired import KekBVersions
 from keystore_server.rotation.secret_link import SecretLink
 from keystore_server.rows import RowMac
 from keystore_server.servicer import KeystoreServicer
@@ -51,6 +52,7 @@ def serve(config_path: str) -> int:
         store=store,
         keyring=keyring,
         signing_key=load_signing_key(config.grant_signing_key),
+        kek_b_versions=KekBVersions(store.db, link),
         on_tombstone=tombstones.notify,
         access=access,
     )

@@ -9,6 +9,7 @@ import nacl.public
 import nacl.signing
 
 from keystore_server.modes import MODE_NAMES, MODE_VALUES, ModeBook
+from keystore_server.rotation.retired import KekBVersions
 from keystore_server.rows import ACTIVE, RecordRow, RowMac
 from keystore_server.store import KeystoreStore
 from splitkey import record
@@ -29,8 +30,9 @@ def _now_ms() -> int:
 
 class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
     def __init__(self, *, deployment: str, store: KeystoreStore, keyring, signing_key: nacl.signing.SigningKey,
-                 on_tombstone=None, access=None):
+                 kek_b_versions: KekBVersions, on_tombstone=None, access=None):
         self._deployment = deployment
+        self._kek_b_versions = kek_b_versions
         # keystore_server.access.KeystoreAccess, checked by FetchKey; None disables the check.
         self._access = access
         self._store = store
@@ -56,6 +58,8 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         validate.may_write_workspace(identity, key_context.workspace)
         if len(request.key_digest) != KEY_DIGEST_BYTES:
             raise InvalidInputError(f"key_digest must be the {KEY_DIGEST_BYTES}-byte SHA-256 fingerprint input")
+        kek_b_version = record.wrap_version(request.wrap_b)
+        self._kek_b_versions.check_usable(kek_b_version)
         version = self._keyring.active_version
         wrap_a = record.wrap_share(self._keyring.key(version), version, request.share_a, key_context, "share-a")
         row = self._macs.sign(
@@ -68,7 +72,7 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
                 wrap_a=wrap_a,
                 wrap_b=request.wrap_b,
                 kek_a_version=version,
-                kek_b_version=record.wrap_version(request.wrap_b),
+                kek_b_version=kek_b_version,
                 key_hint=request.key_hint,
                 created_at_ms=_now_ms(),
                 fingerprint=self._macs.fingerprint(request.key_digest),
@@ -88,6 +92,11 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
             row, request_id=request.request_id, actor=identity.uri, digest=self._digest(request),
             sign=self._macs.sign, respond=respond,
             sign_mode=None if key_context.workspace == PLATFORM_WORKSPACE else self._modes.sign,
+            # A retirement's usage check runs in a write transaction too, so it
+            # either counts this row or has already marked the version retired.
+            check=lambda connection: self._kek_b_versions.check_write(
+                connection, kek_a_version=row.kek_a_version, kek_b_version=row.kek_b_version
+            ),
         )
         reply = keystore_pb2.PutKeyResponse.FromString(response)
         if reply.replaced_record_id:

@@ -124,7 +124,7 @@ class KeystoreStore:
         return old.record_id
 
     def put_record(self, row: RecordRow, *, request_id: str, actor: str, digest: bytes, sign, respond,
-                   sign_mode=None) -> bytes:
+                   sign_mode=None, check=None) -> bytes:
         """Insert `row` as the active key of its workspace and provider, once per request id.
 
         `sign(row)` returns the row with a fresh MAC (used for the row this one
@@ -133,12 +133,16 @@ class KeystoreStore:
         A retry with the same id but other content raises ConflictError.
         With `sign_mode`, a workspace without a mode row gets a signed
         "platform" row in the same transaction, so every workspace that has
-        keys has a mode row and a deleted one is detectable.
+        keys has a mode row and a deleted one is detectable. `check(connection)`
+        runs inside the write transaction before anything is written and may
+        raise to reject the row.
         """
         with self.db.write() as connection:
             previous = self._replay(connection, request_id, actor, digest)
             if previous is not None:
                 return previous
+            if check is not None:
+                check(connection)
             if connection.execute("SELECT 1 FROM records WHERE record_id = ?", (row.record_id,)).fetchone():
                 raise ConflictError(f"record_id {row.record_id} already exists; generate a new random record_id")
             replaced_id = self._retire_active(connection, row.workspace, row.provider, REPLACED, sign)

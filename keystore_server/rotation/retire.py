@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from keystore_server.rotation import records
+from keystore_server.rotation import records, retired
 from keystore_server.rotation.jobs import now_ms
 from splitkey.errors import KeyVersionError, PreconditionError
 
@@ -32,6 +32,7 @@ class Retirement:
         self._keyring = keyring
         self._link = link
         self._access = access
+        retired.create_table(db)
 
     def _states(self, kind: str) -> tuple[dict[int, str], int]:
         if kind == "kek-a":
@@ -95,7 +96,10 @@ class Retirement:
                 _logger.info("retirement of %s version %d proposed by %s", kind, version, identity)
                 return PENDING, identity, ""
             proposed_by = proposal["proposed_by"]
-            # The keyring changes inside the transaction, so no row can start using the version in between.
+            # The mark and the keyring change happen inside the transaction of the
+            # usage check above, so no row can start using the version in between:
+            # PutKey checks the mark in its own write transaction.
+            retired.mark_retired(connection, kind, version)
             if kind == "kek-a":
                 self._keyring.retire_version(version)
             else:
