@@ -21,7 +21,8 @@ from splitkey import record
 from splitkey.audit.export import export_jsonl, load_export
 from splitkey.audit.reconcile import reconcile
 from splitkey.context import Context
-from splitkey.errors import PermissionDeniedError
+from splitkey.audit.store import open_reader
+from splitkey.errors import PermissionDeniedError, PreconditionError
 from splitkey.v1 import audit_pb2
 from tests.audit_server_support import (
     audit_path,
@@ -326,6 +327,44 @@ def test_use_reconciles_and_missing_entry_is_flagged(deployment, one_use, tmp_pa
     missing = [f for f in flagged["findings"] if f["request_id"] == one_use["request_id"]]
     assert [f["kind"] for f in missing] == ["missing-unwrap"]
     assert missing[0]["server_id"] == "keystore"
+
+
+def _tombstoned(deployment, record_id: str) -> bool:
+    connection = open_reader(deployment.root / "secret" / "data" / "secret.sqlite3")
+    try:
+        return connection.execute("SELECT 1 FROM tombstones WHERE record_id = ?", (record_id,)).fetchone() is not None
+    finally:
+        connection.close()
+
+
+def test_failed_unwrap_not_reported_missing(deployment, app, auditor, monkeypatch):
+    old = app.add_key("ws-replaced", "openai", _api_key())
+    check_context = KeyClient._check_context
+
+    def replace_between_calls(self, fetched, **kwargs):
+        context = check_context(self, fetched, **kwargs)
+        app.add_key("ws-replaced", "openai", _api_key())
+        wait_for(lambda: _tombstoned(deployment, old.record_id), what=f"tombstone of record {old.record_id}")
+        return context
+
+    monkeypatch.setattr(KeyClient, "_check_context", replace_between_calls)
+    with KeyClient.from_config(deployment.client_config("worker"), harden=False) as worker:
+        with pytest.raises(PreconditionError, match="replaced or removed"):
+            worker.decrypt("ws-replaced", "openai")
+    monkeypatch.undo()
+
+    (fetch,) = server_entries(deployment, "keystore", action="FetchKey", record_id=old.record_id)
+    (unwrap,) = server_entries(deployment, "secret", action="UnwrapShare", record_id=old.record_id)
+    assert fetch.outcome == "allowed"
+    assert unwrap.outcome == "error"
+    assert "replaced or removed" in unwrap.reason
+    assert (unwrap.request_id, unwrap.actor, unwrap.context_hash) == (fetch.request_id, fetch.actor,
+                                                                      fetch.context_hash)
+
+    result = reconcile(auditor.export("keystore"), auditor.export("secret"))
+    about = [f for f in result.findings if f.request_id == fetch.request_id]
+    assert [(f.kind, f.severity, f.server_id, f.seq) for f in about] == [("failed-unwrap", "low", "secret", unwrap.seq)]
+    assert "replaced or removed" in about[0].message
 
 
 def test_reused_request_id_is_flagged(deployment, app, auditor, monkeypatch):

@@ -8,6 +8,8 @@ allowed `UnwrapShare` on the secret server, with the same
   a share that the keystore's log does not account for (high).
 - `missing-unwrap`: a fetch with no logged unwrap. Usually a worker that died
   between the calls, but also what a secret-server log with gaps looks like (medium).
+- `failed-unwrap`: a fetch whose unwrap the secret server logged as denied or
+  failed, with no allowed one: no share was released for it (low).
 - `reused-request-id`: one request id on more than one use of one server (high).
 - `unexpected-actor`: an identity whose role may not call the action (high
   when allowed, low when denied).
@@ -105,11 +107,19 @@ def reconcile(
     burst_limit: int = 30,
     burst_window_s: float = 60.0,
 ) -> ReconcileReport:
-    """Join the two logs on (request_id, actor, context_hash) and return the findings."""
+    """Join the two logs on (request_id, actor, context_hash) and return the findings.
+
+    A fetch matches an unwrap with that key whatever the unwrap's outcome, so
+    a denied or failed unwrap is a `failed-unwrap`, not a `missing-unwrap`.
+    """
     keystore_entries = load_entries(keystore)
     secret_entries = load_entries(secret)
     fetches = _uses(keystore_entries, FETCH_ACTION)
     unwraps = _uses(secret_entries, UNWRAP_ACTION)
+    failed_unwraps: dict[tuple[str, str, str], AuditEntry] = {}
+    for entry in secret_entries:
+        if entry.action == UNWRAP_ACTION and entry.outcome != "allowed":
+            failed_unwraps.setdefault(_join_key(entry), entry)
     report = ReconcileReport()
 
     fetch_keys = {_join_key(e) for e in fetches}
@@ -122,7 +132,17 @@ def reconcile(
                 "the secret server unwrapped a share for a request the keystore did not log",
             ))
     for entry in fetches:
-        if _join_key(entry) not in unwrap_keys:
+        key = _join_key(entry)
+        if key in unwrap_keys:
+            continue
+        failed = failed_unwraps.get(key)
+        if failed is not None:
+            report.findings.append(_finding(
+                "failed-unwrap", "low", failed,
+                f"the unwrap for the keystore's fetch in entry {entry.seq} ended with outcome {failed.outcome}: "
+                f"{failed.reason or 'no reason logged'}",
+            ))
+        else:
             report.findings.append(_finding(
                 "missing-unwrap", "medium", entry, "the keystore logged a fetch with no unwrap on the secret server",
             ))
