@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from client.channels import ServerChannel
 from client.retry import call_with_retry
 from splitkey.config import ClientConfig, load_client_config
-from splitkey.errors import ConfigError, InvalidInputError, SplitkeyError
+from splitkey.errors import ConfigError, InvalidInputError, PreconditionError, SplitkeyError
 from splitkey.v1 import admin_pb2, admin_pb2_grpc
 
 _logger = logging.getLogger(__name__)
@@ -88,8 +88,28 @@ class AdminClient:
     def versions(self, kind: str) -> admin_pb2.KekVersionsResponse:
         return self._call(self._server(kind), "KekVersions", admin_pb2.KekVersionsRequest())
 
+    def _check_no_running_job(self, kind: str) -> None:
+        """Raise PreconditionError while the keystore runs a re-wrap job of `kind`.
+
+        The keystore enforces this itself for KEK-A. KEK-B versions live on the
+        secret server, which cannot see the keystore's jobs, so this client asks
+        the keystore first.
+        NOTE: a KEK-B version added through SecretAdmin by another tool skips
+        this check. The running job then moves its rows on to that version when
+        its pass ends.
+        """
+        for job in self.status(kind):
+            if job.state == "running":
+                raise PreconditionError(
+                    f"{kind} re-wrap job {job.job_id} to version {job.target_version} is still running "
+                    f"({job.rows_done} rows done, {job.rows_left} left); wait until 'splitkey rotate status' "
+                    f"shows it done, then add or activate another {kind} version"
+                )
+
     def add_version(self, kind: str) -> int:
         """Add a KEK version (state "added") and return its number."""
+        if kind == "kek-b":
+            self._check_no_running_job(kind)
         before = {item.version for item in self.versions(kind).versions}
         reply = self._call(self._server(kind), "AddKekVersion", admin_pb2.AddKekVersionRequest(request_id=_request_id()),
                            retry=False)
@@ -99,6 +119,8 @@ class AdminClient:
         return added[-1]
 
     def activate_version(self, kind: str, version: int) -> admin_pb2.KekVersionsResponse:
+        if kind == "kek-b":
+            self._check_no_running_job(kind)
         return self._call(
             self._server(kind), "ActivateKekVersion",
             admin_pb2.ActivateKekVersionRequest(request_id=_request_id(), version=version),
@@ -112,7 +134,12 @@ class AdminClient:
         )
 
     def rotate(self, kind: str, batch_size: int = 0, max_rows_per_second: int = 0) -> admin_pb2.RewrapJob:
-        """Add and activate a new version of `kind`, then start its re-wrap job; return the job."""
+        """Add and activate a new version of `kind`, then start its re-wrap job; return the job.
+
+        Raises PreconditionError, before adding anything, while a re-wrap job
+        of `kind` still runs.
+        """
+        self._check_no_running_job(kind)
         version = self.add_version(kind)
         _logger.info("%s: added version %d", kind, version)
         self.activate_version(kind, version)

@@ -56,6 +56,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
 
     def AddKekVersion(self, request, context):
         validate.request_id(request.request_id)
+        self._engine.check_no_running_job("kek-a")
         version = self._keyring.add_version()
         note_audit(request_id=request.request_id, key_versions=f"a{version}")
         _logger.warning("KEK-A version %d added by %s", version, current_identity().uri)
@@ -64,6 +65,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
     def ActivateKekVersion(self, request, context):
         validate.request_id(request.request_id)
         note_audit(request_id=request.request_id, key_versions=f"a{request.version}")
+        self._engine.check_no_running_job("kek-a")
         self._keyring.activate_version(request.version)
         _logger.warning("KEK-A version %d activated by %s", request.version, current_identity().uri)
         return self._versions()

@@ -92,8 +92,9 @@ def _rotate(args) -> int:
                 _print_job(job)
             return 0
         job = admin.rotate(args.target, args.batch_size, args.rate)
-        print(f"{args.target}: version {job.target_version} is active; re-wrap job {job.job_id} started "
-              f"({job.rows_total} rows)")
+        active = admin.versions(args.target).active_version
+        print(f"{args.target}: version {active} is active; re-wrap job {job.job_id} to version "
+              f"{job.target_version} started ({job.rows_total} rows)")
         if args.no_wait:
             return 0
         return _follow(admin, args.target)

@@ -22,7 +22,7 @@ from keystore_server.rotation import records
 from keystore_server.rotation.jobs import DONE, FAILED, RUNNING, Job, JobStore
 from keystore_server.rotation.rewrap import Failure, rewrap_kek_a, rewrap_kek_b
 from keystore_server.rows import RowMac
-from splitkey.errors import InvalidInputError, SplitkeyError
+from splitkey.errors import InvalidInputError, PreconditionError, SplitkeyError
 
 _logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class RewrapEngine:
         rate = rate or DEFAULT_ROWS_PER_SECOND
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise InvalidInputError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
-        target = self._keyring.active_version if kind == "kek-a" else self._link.kek_versions().active_version
+        target = self.active_version(kind)
         with self._lock:
             with self._db.write() as connection:
                 running = JobStore.running(connection, kind)
@@ -91,6 +91,23 @@ class RewrapEngine:
                          kind, job.job_id, target, rows_total, batch_size, rate)
             self._spawn(job)
         return job
+
+    def active_version(self, kind: str) -> int:
+        """Return the active version of `kind`; for KEK-B this calls KekVersions on the secret server."""
+        return self._keyring.active_version if kind == "kek-a" else self._link.kek_versions().active_version
+
+    def check_no_running_job(self, kind: str) -> None:
+        """Raise PreconditionError while a re-wrap job of `kind` runs, naming the job and its progress.
+
+        A version added or activated during a job would not be the job's
+        target, so rows would stay on the old version after it ends.
+        """
+        with self._db.read() as connection:
+            running = JobStore.running(connection, kind)
+        if running:
+            job = running[0]
+            raise PreconditionError(running_job_message(job.kind, job.job_id, job.target_version, job.rows_done,
+                                                        self.rows_left(job)))
 
     def _spawn(self, job: Job) -> None:
         thread = threading.Thread(target=self._run, args=(job,), name=f"rewrap-{job.kind}", daemon=True)
@@ -185,6 +202,18 @@ class RewrapEngine:
             failures[item.record_id] = item.reason
 
     def _end_pass(self, job: Job, failures: dict[str, str], pass_start_done: int) -> int:
+        active = self.active_version(job.kind)
+        if active != job.target_version:
+            # Another version was activated while the job ran (the secret server
+            # cannot see keystore jobs), so move the rows on to it rather than end
+            # as done with rows on a version that is no longer active.
+            _logger.warning("%s re-wrap job %s: version %d became active; re-wrapping to it instead of version %d",
+                            job.kind, job.job_id, active, job.target_version)
+            job.target_version = active
+            job.cursor = ""
+            job.pass_number += 1
+            self._jobs.save_now(job)
+            return job.rows_done
         left = records.count_not_at(self._db.connection(), job.kind, job.target_version)
         if left == 0:
             if job.kind == "kek-a":
@@ -210,6 +239,13 @@ class RewrapEngine:
             self._access.resign()
         if self._modes is not None:
             resign_workspace_modes(self._db, self._modes, target)
+
+
+def running_job_message(kind: str, job_id: str, target: int, rows_done: int, rows_left: int) -> str:
+    return (
+        f"{kind} re-wrap job {job_id} to version {target} is still running ({rows_done} rows done, {rows_left} left); "
+        f"wait until 'splitkey rotate status' shows it done, then add or activate another {kind} version"
+    )
 
 
 def resign_workspace_modes(db, modes, target: int) -> int:
