@@ -8,7 +8,9 @@ an open window is only counted in memory until the window's entry is written.
 Failure: `append` raises AuditUnavailableError when the write fails (OSError
 such as ENOSPC or EIO, or any SQLite error), when it does not finish within
 `timeout_s`, or when the file was deleted or replaced during the write. The
-caller must then fail the request and release nothing.
+caller must then fail the request and release nothing. The log keeps the
+record and writes a late entry for it once writes work again (see
+`failed_closed`).
 
 Deleted or replaced file: before every write the log compares the inode of
 the file at `path` (and of its `-wal` file) with the one it opened. When the
@@ -33,6 +35,7 @@ from pathlib import Path
 import nacl.signing
 
 from splitkey.audit.entry import GENESIS_ACTION, PRUNE_ACTION, WITNESS_ACTION, ZERO_HASH, AuditEntry, hash_fields
+from splitkey.audit.failed_closed import FailedClosedCalls, dropped_calls_draft
 from splitkey.audit.folding import DenialFolder
 from splitkey.audit.head import SignedHead, public_key_hex, sign_head
 from splitkey.audit.record import AuditRecord
@@ -135,6 +138,7 @@ class AuditLog:
         self._checkpoint_interval_s = checkpoint_interval_s
         self._clock = clock
         self._folder = DenialFolder(denial_window_s)
+        self._failed_closed = FailedClosedCalls()
 
         # Owned by the writer thread once it runs.
         self._file: LogFile | None = None
@@ -178,10 +182,16 @@ class AuditLog:
         A denial folded into an open window returns the seq of the window's
         first entry; its count is written when the window closes.
         Raises AuditUnavailableError when the entry cannot be written in time.
+        The caller then fails the call, and the writer appends a late entry
+        for it (outcome "error", see `failed_closed`) once writes work again.
         """
         if not isinstance(record, AuditRecord):
             raise InvalidInputError(f"append takes an AuditRecord, not {type(record).__name__}")
-        return self._writer.submit(lambda: self._append_now(record), "append")
+        try:
+            return self._writer.submit(lambda: self._append_now(record), "append")
+        except AuditUnavailableError as error:
+            self._failed_closed.note(record, error)
+            raise
 
     def checkpoint(self) -> SignedHead:
         """Write folded denials, then sign and store the head; return it."""
@@ -470,11 +480,33 @@ class AuditLog:
 
     def _close_now(self) -> None:
         try:
+            try:
+                self._write_failed_closed()
+            except AuditUnavailableError as error:
+                logger.error("audit log %s: late entries of calls that failed closed are lost: %s",
+                             self._path, error)
             self._checkpoint_now()
         finally:
             self._discard_file()
 
+    def _write_failed_closed(self) -> None:
+        """Append the late entries of calls whose own append failed, now that writing may work."""
+        records, dropped = self._failed_closed.take_all()
+        if not records and not dropped:
+            return
+        drafts = [_draft_from_record(record) for record in records]
+        if dropped:
+            drafts.append(dropped_calls_draft(dropped))
+        try:
+            entries = self._commit(drafts)
+        except AuditUnavailableError:
+            self._failed_closed.put_back(records, dropped)
+            raise
+        logger.info("audit log %s: wrote late entries %d..%d for %d calls that failed closed",
+                    self._path, entries[0].seq, entries[-1].seq, len(records) + dropped)
+
     def _housekeeping(self) -> None:
+        self._write_failed_closed()
         now_s = self._clock()
         due = self._folder.take_due(now_s)
         if due:
