@@ -8,7 +8,7 @@ from keystore_server.access import KeystoreAccess
 from keystore_server.rotation import records
 from keystore_server.rotation.engine import RewrapEngine, validate_kind
 from keystore_server.rotation.jobs import Job
-from keystore_server.rotation.retire import Retirement
+from keystore_server.rotation.retire import PENDING, Retirement
 from keystore_server.rows import RowMac
 from splitkey import validation as validate
 from splitkey.errors import InvalidInputError, SplitkeyError
@@ -39,7 +39,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
         self._access = access
         self._engine = engine
         self._macs = RowMac(keyring, deployment)
-        self._retirement = Retirement(db=db, keyring=keyring, link=link, access=access)
+        self._retirement = Retirement(db=db, keyring=keyring, link=link, macs=self._macs, access=access)
 
     # -- KEK-A versions ----------------------------------------------------------
 
@@ -98,6 +98,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
             raise InvalidInputError("version must be a KEK version number, 1 or higher")
         note_audit(request_id=request.request_id, key_versions=f"{kind} v{request.version}")
         state, proposed_by, approved_by = self._retirement.retire(kind, request.version, identity.uri)
+        note_audit(reason=_retire_audit_reason(kind, request.version, state, proposed_by, approved_by))
         return admin_pb2.RetireKekVersionResponse(state=state, proposed_by=proposed_by, approved_by=approved_by)
 
     # -- access rules ------------------------------------------------------------
@@ -154,6 +155,15 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
                     if len(response.tampered_record_ids) < _SAMPLE:
                         response.tampered_record_ids.append(row.record_id)
             after = batch[-1].record_id
+
+
+def _retire_audit_reason(kind: str, version: int, state: str, proposed_by: str, approved_by: str) -> str:
+    """Describe a RetireKekVersion call for its audit entry: a proposal, an approval, or no change."""
+    if state == PENDING:
+        return f"proposal to retire {kind} version {version} by {proposed_by}; a second security identity must approve"
+    if approved_by:
+        return f"approval to retire {kind} version {version}, proposed by {proposed_by}; the version is retired"
+    return f"{kind} version {version} was already retired"
 
 
 def _rule_message(rule) -> admin_pb2.AccessRule:

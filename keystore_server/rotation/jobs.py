@@ -34,11 +34,15 @@ CREATE TABLE IF NOT EXISTS rewrap_jobs (
 );
 CREATE INDEX IF NOT EXISTS rewrap_jobs_by_kind ON rewrap_jobs (kind, started_at_ms);
 -- A retirement proposed by one security identity, waiting for a second one.
+-- keystore_server.rotation.approvals checks the MAC of every row it reads.
 CREATE TABLE IF NOT EXISTS retire_approvals (
     kind TEXT NOT NULL,
     version INTEGER NOT NULL,
     proposed_by TEXT NOT NULL,
     proposed_at_ms INTEGER NOT NULL,
+    -- HMAC-SHA256 under the "access-mac" key of KEK-A version mac_version.
+    mac_version INTEGER NOT NULL DEFAULT 0,
+    mac BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (kind, version)
 );
 """

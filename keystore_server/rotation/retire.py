@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from keystore_server.rotation import records, retired
+from keystore_server.rotation.approvals import ApprovalBook
 from keystore_server.rotation.jobs import now_ms
 from splitkey.errors import KeyVersionError, PreconditionError
 
@@ -27,11 +28,12 @@ RETIRED = "retired"
 
 
 class Retirement:
-    def __init__(self, *, db, keyring, link, access=None):
+    def __init__(self, *, db, keyring, link, macs, access=None):
         self._db = db
         self._keyring = keyring
         self._link = link
         self._access = access
+        self._approvals = ApprovalBook(db, keyring, macs)
         retired.create_table(db)
 
     def _states(self, kind: str) -> tuple[dict[int, str], int]:
@@ -81,21 +83,13 @@ class Retirement:
                     f"{kind} key version {version} is still in use by {'; '.join(users)}; "
                     f"run 'splitkey rotate {kind}' (or wait for its re-wrap job) and retire it afterwards"
                 )
-            proposal = connection.execute(
-                "SELECT proposed_by, proposed_at_ms FROM retire_approvals WHERE kind = ? AND version = ?",
-                (kind, version),
-            ).fetchone()
-            fresh = proposal is not None and now_ms() - proposal["proposed_at_ms"] < APPROVAL_TTL_MS
-            if not fresh or proposal["proposed_by"] == identity:
-                connection.execute(
-                    "INSERT INTO retire_approvals (kind, version, proposed_by, proposed_at_ms) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (kind, version) DO UPDATE SET proposed_by = excluded.proposed_by, "
-                    "proposed_at_ms = excluded.proposed_at_ms",
-                    (kind, version, identity, now_ms()),
-                )
+            proposal = self._approvals.pending(connection, kind, version)
+            fresh = proposal is not None and now_ms() - proposal.proposed_at_ms < APPROVAL_TTL_MS
+            if not fresh or proposal.proposed_by == identity:
+                self._approvals.propose(connection, kind, version, identity)
                 _logger.info("retirement of %s version %d proposed by %s", kind, version, identity)
                 return PENDING, identity, ""
-            proposed_by = proposal["proposed_by"]
+            proposed_by = proposal.proposed_by
             # The mark and the keyring change happen inside the transaction of the
             # usage check above, so no row can start using the version in between:
             # PutKey checks the mark in its own write transaction.
@@ -104,6 +98,6 @@ class Retirement:
                 self._keyring.retire_version(version)
             else:
                 self._link.retire(version)
-            connection.execute("DELETE FROM retire_approvals WHERE kind = ? AND version = ?", (kind, version))
+            self._approvals.clear(connection, kind, version)
         _logger.warning("retired %s version %d, proposed by %s, approved by %s", kind, version, proposed_by, identity)
         return RETIRED, proposed_by, identity

@@ -34,9 +34,10 @@ _current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("sp
 _audit_details: contextvars.ContextVar[dict] = contextvars.ContextVar("splitkey_audit_details")
 
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
-# Fields a handler may attach to its audit event; values are ids and versions, never secrets.
+# Fields a handler may attach to its audit event; values are ids, versions and a short
+# reason (which replaces the guard's own for that call), never secrets.
 AUDIT_FIELDS = frozenset(
-    {"workspace", "provider", "record_id", "key_versions", "request_id", "context_hash", "job_id"}
+    {"workspace", "provider", "record_id", "key_versions", "request_id", "context_hash", "job_id", "reason"}
 )
 
 
