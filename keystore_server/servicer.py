@@ -164,14 +164,17 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         row, resolution = self._modes.resolve(workspace, provider)
         if self._access is not None:
             self._access.check(record_id=row.record_id, workspaces=(workspace, row.workspace), identity=identity.uri)
-        key_context = row.context(self._deployment)
-        note_audit(
-            record_id=row.record_id, context_hash=key_context.digest().hex(),
-            key_versions=f"a{row.kek_a_version},b{row.kek_b_version}",
-        )
+        note_audit(key_versions=f"a{row.kek_a_version},b{row.kek_b_version}")
         if not self._macs.verify(row):
             _logger.error("row MAC check failed for record %s (workspace %s)", row.record_id, row.workspace)
             raise IntegrityError()
+        try:
+            key_context = row.context(self._deployment)
+        except InvalidInputError as error:
+            # A stored row with a malformed id is corruption, not the caller's mistake.
+            _logger.error("stored record %r has an invalid field: %s", row.record_id, error)
+            raise IntegrityError() from None
+        note_audit(record_id=row.record_id, context_hash=key_context.digest().hex())
         try:
             share_a = record.unwrap_share(self._keyring.key(row.kek_a_version), row.wrap_a, key_context, "share-a")
         except IntegrityError:

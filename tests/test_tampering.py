@@ -313,3 +313,15 @@ def test_keystore_returning_other_provider(app, worker, deployment, proxy, proxi
 
     assert str(caught.value) == IntegrityError.MESSAGE
     assert _unwraps_logged(deployment) == unwraps_before
+
+
+def test_malformed_stored_record_id_is_integrity_failure(app, worker, database):
+    """A stored id that is no longer 32 hex digits is corruption: IntegrityError, not INVALID_ARGUMENT."""
+    record_id, key = _add(app, worker, "flip-malformed-id")
+    malformed = "`" + record_id[1:]
+    _write_row(database, record_id, {"record_id": malformed})
+
+    _assert_integrity_failure(worker, "flip-malformed-id", "openai", key)
+
+    _write_row(database, malformed, {"record_id": record_id})
+    assert worker.decrypt("flip-malformed-id", "openai").reveal() == key
