@@ -185,9 +185,14 @@ def test_cli_rejects_unverifiable_export(deployment, auditor, tmp_path):
 
 def test_cli_rejects_export_failing_pin(deployment, auditor, tmp_path):
     pins = tmp_path / "pins.json"
-    _fresh_export(deployment, auditor, "keystore", tmp_path / "old.jsonl")
+    old = _fresh_export(deployment, auditor, "keystore", tmp_path / "old.jsonl")
+    # This call's own audit entry lands after the old export, so the next signed
+    # head is past the old export's end even when no witness exchange runs.
+    auditor.latest_head("keystore")
     _fresh_export(deployment, auditor, "keystore", tmp_path / "new.jsonl")
     assert _verify_file(deployment, tmp_path / "new.jsonl", "--pin", str(pins))["ok"]
+    pinned = json.loads(pins.read_text())["logs"]
+    assert max(entry.seq for entry in old.entries) < pinned["keystore"]["head"]["seq"]
     before = _stored_seqs(deployment, "keystore")
 
     # The older export ends before the pinned head, so it looks truncated against the pin.
