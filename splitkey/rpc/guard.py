@@ -112,7 +112,7 @@ class Guard(grpc.ServerInterceptor):
         try:
             self._record(AuditEvent(method, identity, context.peer(), "denied", reason))
         except errors.AuditUnavailableError:
-            # The caller is denied either way, so only the entry is lost.
+            # The caller is denied either way; the log writes a late entry once it recovers.
             _logger.error("audit log unavailable while recording a denial of %s for %s", method, who)
         context.set_trailing_metadata(((ERROR_KIND_KEY, "permission-denied"),))
         context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
