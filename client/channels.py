@@ -14,6 +14,9 @@ from splitkey.tls import client_credentials, file_mtimes
 _logger = logging.getLogger(__name__)
 # How often (seconds) a call may stat the certificate files to notice a rotation.
 _RELOAD_CHECK_INTERVAL_S = 2.0
+# How long (seconds) a replaced channel stays open, so calls already running on
+# it finish: grpc's Channel.close() cancels every active call at once.
+RETIRED_CHANNEL_GRACE_S = 30.0
 
 
 class ServerChannel:
@@ -26,6 +29,8 @@ class ServerChannel:
         self._expiry_warning_days = expiry_warning_days
         self._max_message_bytes = max_message_bytes
         self._lock = threading.Lock()
+        # Channels replaced by a certificate reload, closed after a grace period.
+        self._retired: list[grpc.Channel] = []
         self._channel, self._stub = self._build()
         self._mtimes = file_mtimes(endpoint.tls)
         self._checked_at = time.monotonic()
@@ -42,22 +47,39 @@ class ServerChannel:
 
     @property
     def stub(self):
-        now = time.monotonic()
-        if now - self._checked_at >= _RELOAD_CHECK_INTERVAL_S:
-            with self._lock:
-                self._checked_at = now
-                mtimes = file_mtimes(self._endpoint.tls)
-                if mtimes != self._mtimes:
-                    old = self._channel
-                    self._channel, self._stub = self._build()
-                    self._mtimes = mtimes
-                    old.close()
-                    _logger.info("reloaded client certificate for %s from %s", self.name, self._endpoint.tls.cert)
+        if time.monotonic() - self._checked_at >= _RELOAD_CHECK_INTERVAL_S:
+            self._reload_if_changed()
         return self._stub
+
+    def _reload_if_changed(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._checked_at < _RELOAD_CHECK_INTERVAL_S:
+                return
+            self._checked_at = time.monotonic()
+            mtimes = file_mtimes(self._endpoint.tls)
+            if mtimes == self._mtimes:
+                return
+            old = self._channel
+            self._channel, self._stub = self._build()
+            self._mtimes = mtimes
+            self._retired.append(old)
+            closer = threading.Timer(RETIRED_CHANNEL_GRACE_S, self._close_retired, args=(old,))
+            closer.daemon = True
+            closer.start()
+            _logger.info("reloaded client certificate for %s from %s", self.name, self._endpoint.tls.cert)
+
+    def _close_retired(self, channel: grpc.Channel) -> None:
+        with self._lock:
+            if channel in self._retired:
+                self._retired.remove(channel)
+        channel.close()
 
     @property
     def channel(self) -> grpc.Channel:
         return self._channel
 
     def close(self) -> None:
-        self._channel.close()
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for channel in [*retired, self._channel]:
+            channel.close()
