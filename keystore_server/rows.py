@@ -114,7 +114,3 @@ class RowMac:
     def verify(self, row: RecordRow) -> bool:
         expected = hmac.new(self._key(row.kek_a_version), row.mac_input(self._deployment), hashlib.sha256).digest()
         return constant_time_equal(expected, row.mac)
-
-    def request_digest(self, payload: bytes) -> bytes:
-        """Keyed digest of a write request, so idempotency records reveal nothing about shares."""
-        return hmac.new(self._key(self._keyring.active_version), b"request|" + payload, hashlib.sha256).digest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -43,8 +44,20 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         # Called after a commit that queued a tombstone, to deliver it promptly.
         self._on_tombstone = on_tombstone or (lambda: None)
 
-    def _digest(self, request) -> bytes:
-        return self._macs.request_digest(request.SerializeToString(deterministic=True))
+    @staticmethod
+    def _digest(request) -> bytes:
+        """Digest of a write request for idempotency, over every field but share_a.
+
+        Leaving share_a out means the stored digest is no function of a share,
+        and an unkeyed hash keeps the digest stable across KEK-A rotations, so a
+        retry after an activation still matches. The record id and ciphertext
+        still differ between two different adds.
+        """
+        copy = type(request)()
+        copy.CopyFrom(request)
+        if copy.DESCRIPTOR.fields_by_name.get("share_a") is not None:
+            copy.ClearField("share_a")
+        return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
 
     # -- keys ------------------------------------------------------------------
 

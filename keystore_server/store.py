@@ -8,6 +8,7 @@ from pathlib import Path
 
 from keystore_server.rows import ACTIVE, REMOVED, REPLACED, RecordRow
 from splitkey.errors import ConflictError, NotFoundError
+from splitkey.secret import constant_time_equal
 from splitkey.sqlite import Database
 
 _SCHEMA = """
@@ -93,7 +94,7 @@ class KeystoreStore:
         ).fetchone()
         if previous is None:
             return None
-        if previous["actor"] != actor or bytes(previous["digest"]) != digest:
+        if previous["actor"] != actor or not constant_time_equal(bytes(previous["digest"]), digest):
             raise ConflictError(f"request_id {request_id} was already used for a different request; use a new request_id")
         return bytes(previous["response"])
 

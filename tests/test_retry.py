@@ -163,3 +163,24 @@ def _put_request(deployment, workspace: str, request_id: str) -> keystore_pb2.Pu
         key_hint="sk-p…ly-x",
         key_digest=bytes(32),
     )
+
+
+def test_retried_write_after_kek_activation_replays(tmp_path):
+    """A PutKey retried after a KEK-A version was activated gets its stored reply, not a conflict."""
+    from client.admin_client import AdminClient
+    from tests.servers import Deployment
+
+    deployment = Deployment.create(tmp_path / "dev").start()
+    try:
+        with deployment.client("app") as client:
+            client.set_mode("ws-replay-rotated", "byok")
+            stub = keystore_pb2_grpc.KeystoreStub(client._keystore.channel)
+            request = _put_request(deployment, "ws-replay-rotated", request_id="replay-after-rotate-01")
+            first = stub.PutKey(request, timeout=5)
+            with AdminClient.from_config(deployment.client_config("security")) as admin:
+                version = admin.add_version("kek-a")
+                admin.activate_version("kek-a", version)
+            again = stub.PutKey(request, timeout=5)
+        assert again == first
+    finally:
+        deployment.stop()
