@@ -290,14 +290,18 @@ class KeyClient:
         keystore = self._require(self._keystore, "keystore")
         secret = self._require(self._secret, "secret")
         validate_workspace(workspace)
-        provider, _model = parse_model(model)
+        provider, model_name = parse_model(model)
+        # The server expects the provider in lower case; the model name keeps its case.
+        normalized_model = f"{provider}/{model_name}" if model_name else provider
         request_id = _new_request_id()
         reply_private = nacl.public.PrivateKey.generate()
         reply_public = bytes(reply_private.public_key)
 
         fetched = self._call(
             keystore, "FetchKey",
-            keystore_pb2.FetchKeyRequest(request_id=request_id, workspace=workspace, model=model, reply_key=reply_public),
+            keystore_pb2.FetchKeyRequest(
+                request_id=request_id, workspace=workspace, model=normalized_model, reply_key=reply_public
+            ),
         )
         context = self._check_context(fetched, workspace=workspace, provider=provider, request_id=request_id,
                                       reply_key=reply_public)

@@ -102,3 +102,10 @@ def test_secret_server_down_means_no_key(deployment, app, tmp_path):
         deployment.secret.start()
     with deployment.client("worker") as worker:
         assert worker.decrypt("ws-halves", "openai").reveal() == api_key
+
+
+def test_model_provider_case_insensitive(app, worker):
+    api_key = _key("openai")
+    app.add_key("ws-case", "openai", api_key)
+    with worker.use_key("ws-case", "OpenAI/gpt-4o") as decrypted:
+        assert decrypted.reveal() == api_key
