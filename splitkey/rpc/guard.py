@@ -136,10 +136,12 @@ class Guard(grpc.ServerInterceptor):
         return identity
 
     def _failure(self, context, method: str, identity: Identity, error: Exception) -> tuple[grpc.StatusCode, str]:
-        if isinstance(error, errors.SplitkeyError):
+        if isinstance(error, errors.SplitkeyError) and status_for(error)[0] != grpc.StatusCode.INTERNAL:
             code, message, kind = status_for(error)
             _logger.info("%s for %s failed: %s %s", method, identity.uri, code.name, message)
         else:
+            # Unexpected errors, and splitkey errors with no status of their own
+            # (such as a ConfigError from a keyring reload), are the server's fault.
             kind = "internal"
             reference = uuid.uuid4().hex[:12]
             _logger.error(
@@ -202,6 +204,8 @@ class Guard(grpc.ServerInterceptor):
                 return
             except Exception as error:  # noqa: BLE001 - this is the error boundary
                 failure = self._failure(context, method, identity, error)
+                if not isinstance(error, errors.AuditUnavailableError):
+                    self._record_failure(method, identity, context, failure, error, details)
             finally:
                 _current_identity.reset(tokens[0])
                 _audit_details.reset(tokens[1])
