@@ -12,3 +12,9 @@ Errors are subclasses of `splitkey.errors.SplitkeyError`.
 from client.key_client import AddedKey, KeyClient
 
 __all__ = ["AddedKey", "KeyClient"]
+
+import logging as _logging
+
+# A library does not configure logging; without a handler, Python would print
+# warnings such as retry notices to stderr on its own.
+_logging.getLogger("client").addHandler(_logging.NullHandler())

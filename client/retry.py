@@ -35,6 +35,13 @@ class NotRetriedTransportError(TransportError):
 
 def translate(rpc_error: grpc.RpcError, server: str):
     error = error_from_rpc(rpc_error, server)
+    details = rpc_error.details() or ""
+    if rpc_error.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details.lower():
+        return TransportError(
+            f"{server}: not reachable ({details}); check that the server is running and that the address in the "
+            "client configuration is right",
+            rpc_error.code().name,
+        )
     if isinstance(error, TransportError) and rpc_error.code() in RETRYABLE_CODES:
         if _HANDSHAKE_FAILURE.search(rpc_error.details() or ""):
             return NotRetriedTransportError(

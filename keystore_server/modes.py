@@ -63,13 +63,13 @@ class ModeBook:
     def resolve(self, workspace: str, provider: str) -> tuple[RecordRow, int]:
         """Pick the record a worker gets for (workspace, provider); return it with its Resolution value."""
         if workspace == PLATFORM_WORKSPACE:
-            return self._platform(provider), keystore_pb2.RESOLUTION_PLATFORM
+            return self._platform(provider, workspace), keystore_pb2.RESOLUTION_PLATFORM
         if not self._store.has_workspace(workspace):
             raise NotFoundError(
                 f"workspace '{workspace}' is unknown; the settings backend creates it by setting its mode or adding a key"
             )
         if self.mode_of(workspace) == PLATFORM:
-            return self._platform(provider), keystore_pb2.RESOLUTION_PLATFORM
+            return self._platform(provider, workspace), keystore_pb2.RESOLUTION_PLATFORM
         row = self._store.active_record(workspace, provider)
         if row is not None:
             return row, keystore_pb2.RESOLUTION_BYOK
@@ -82,10 +82,15 @@ class ModeBook:
             "to platform mode"
         )
 
-    def _platform(self, provider: str) -> RecordRow:
+    def _platform(self, provider: str, workspace: str) -> RecordRow:
         row = self._store.active_record(PLATFORM_WORKSPACE, provider)
         if row is None:
+            hint = (
+                "" if workspace == PLATFORM_WORKSPACE
+                else f"; or, for the workspace's own keys, run 'splitkey workspace mode {workspace} byok'"
+            )
             raise PreconditionError(
-                f"the platform has no {provider} key; the security team adds one to the '{PLATFORM_WORKSPACE}' workspace"
+                f"workspace '{workspace}' uses the platform's keys and the platform has no {provider} key; "
+                f"the security team adds one to the '{PLATFORM_WORKSPACE}' workspace{hint}"
             )
         return row

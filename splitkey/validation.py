@@ -65,7 +65,10 @@ def context_of(message, deployment: str) -> Context:
 def may_write_workspace(identity: Identity, workspace: str) -> None:
     """Only the security role writes the platform's own keys; app writes customer workspaces."""
     if workspace == PLATFORM_WORKSPACE and identity.role != "security":
-        raise PermissionDeniedError(f"only the security role may write keys of the '{PLATFORM_WORKSPACE}' workspace")
+        raise PermissionDeniedError(
+            f"only the security role may write keys of the '{PLATFORM_WORKSPACE}' workspace; "
+            "use the security client configuration"
+        )
     if workspace != PLATFORM_WORKSPACE and identity.role == "security":
         raise PermissionDeniedError("the security role writes only the platform workspace; use the app role")
 

@@ -109,3 +109,26 @@ def test_model_provider_case_insensitive(app, worker):
     app.add_key("ws-case", "openai", api_key)
     with worker.use_key("ws-case", "OpenAI/gpt-4o") as decrypted:
         assert decrypted.reveal() == api_key
+
+
+def test_unreachable_server_error_says_what_to_check(deployment, tmp_path):
+    import tomllib
+
+    import tomli_w
+
+    from client import KeyClient
+
+    source = deployment.client_config("worker")
+    config = tomllib.loads(source.read_text())
+    for table in ("keystore", "secret"):
+        for name in ("cert", "key", "ca"):
+            config[table][name] = str((source.parent / config[table][name]).resolve())
+    config["keystore"]["address"] = "127.0.0.1:1"
+    config["retry"] = {"max_attempts": 1}
+    path = tmp_path / "client-worker-unreachable.toml"
+    path.write_text(tomli_w.dumps(config))
+    with KeyClient.from_config(path, harden=False) as worker:
+        with pytest.raises(TransportError) as caught:
+            worker.decrypt("ws-anything", "openai")
+    assert "127.0.0.1:1" in str(caught.value)
+    assert "check that the server is running" in str(caught.value)

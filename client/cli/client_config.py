@@ -13,7 +13,7 @@ CONFIG_ENV = "SPLITKEY_CLIENT_CONFIG"
 def add_config_option(parser, role: str) -> None:
     parser.add_argument(
         "--config", "--client-config", dest="client_config", metavar="PATH",
-        help=f"client TOML of a {role} identity (default: ${CONFIG_ENV}, else .splitkey-dev/client-{role}.toml)",
+        help=f"client TOML of the {role} role (default: ${CONFIG_ENV}, else .splitkey-dev/client-{role}.toml)",
     )
 
 
@@ -26,4 +26,7 @@ def client_config_path(args, role: str) -> Path:
     default = Path(".splitkey-dev") / f"client-{role}.toml"
     if default.exists():
         return default
-    raise ConfigError(f"no client configuration: pass --config, set {CONFIG_ENV}, or run 'splitkey up' first")
+    raise ConfigError(
+        f"no client configuration for the {role} role: pass --config FILE, set {CONFIG_ENV}, or run this "
+        f"command in the folder where 'splitkey up' created .splitkey-dev/"
+    )

@@ -132,7 +132,11 @@ class Guard(grpc.ServerInterceptor):
         if identity.role not in roles:
             allowed = ", ".join(sorted(roles)) or "no role"
             name = method.rsplit("/", 1)[-1]
-            self._deny(context, method, identity, f"role '{identity.role}' may not call {name} (allowed: {allowed})")
+            self._deny(
+                context, method, identity,
+                f"role '{identity.role}' may not call {name} (allowed: {allowed}); "
+                "use the client configuration of an allowed role",
+            )
         return identity
 
     def _failure(self, context, method: str, identity: Identity, error: Exception) -> tuple[grpc.StatusCode, str]:
