@@ -2,7 +2,11 @@
 
 Every decryption shows up twice: an allowed `FetchKey` on the keystore and an
 allowed `UnwrapShare` on the secret server, with the same
-(request_id, actor, context_hash). Findings:
+(request_id, actor, context_hash). The client retries both calls on transient
+errors with the same request, so one server can log one use several times.
+Entries of one action with the same (request_id, actor, context_hash) are
+folded into one use, whose retry count is the number of entries minus one.
+Findings:
 
 - `missing-fetch`: an unwrap with no logged fetch. The secret server released
   a share that the keystore's log does not account for (high).
@@ -10,7 +14,10 @@ allowed `UnwrapShare` on the secret server, with the same
   between the calls, but also what a secret-server log with gaps looks like (medium).
 - `failed-unwrap`: a fetch whose unwrap the secret server logged as denied or
   failed, with no allowed one: no share was released for it (low).
-- `reused-request-id`: one request id on more than one use of one server (high).
+- `reused-request-id`: one request id on uses with different actors or
+  context hashes on one server, or a second grant for one request id that the
+  secret server rejected (high).
+- `many-retries`: one use logged more than `max_attempts` times (low).
 - `unexpected-actor`: an identity whose role may not call the action (high
   when allowed, low when denied).
 - `burst`: more than `burst_limit` decryptions by one actor in one workspace
@@ -31,6 +38,11 @@ from splitkey.audit.log import AuditLog
 
 FETCH_ACTION = "FetchKey"
 UNWRAP_ACTION = "UnwrapShare"
+# The client's default [retry] max_attempts: one use logged more often than this is reported.
+DEFAULT_MAX_ATTEMPTS = 4
+# Part of the denial reason of the secret server's replay guard (secret_server/replay.py)
+# for an UnwrapShare that brings a second grant for a request id it has already served.
+SECOND_GRANT_REASON = "already used with another grant"
 
 # Roles (the first path segment of the SPIFFE ID) allowed to call each RPC.
 EXPECTED_ROLES: Mapping[str, frozenset[str]] = {
@@ -46,6 +58,8 @@ EXPECTED_ROLES: Mapping[str, frozenset[str]] = {
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 LogSource = AuditLog | ExportedLog | Path | str | Iterable[AuditEntry]
+# (request_id, actor, context_hash): the key that joins a fetch to its unwrap.
+JoinKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -106,35 +120,37 @@ def reconcile(
     expected_roles: Mapping[str, frozenset[str]] = EXPECTED_ROLES,
     burst_limit: int = 30,
     burst_window_s: float = 60.0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> ReconcileReport:
     """Join the two logs on (request_id, actor, context_hash) and return the findings.
 
-    A fetch matches an unwrap with that key whatever the unwrap's outcome, so
-    a denied or failed unwrap is a `failed-unwrap`, not a `missing-unwrap`.
+    Entries of one action with the same key are retries of one use and count
+    once. A use logged more than `max_attempts` times is reported as
+    `many-retries`. A fetch matches an unwrap with that key whatever the
+    unwrap's outcome, so a denied or failed unwrap is a `failed-unwrap`, not a
+    `missing-unwrap`.
     """
     keystore_entries = load_entries(keystore)
     secret_entries = load_entries(secret)
-    fetches = _uses(keystore_entries, FETCH_ACTION)
-    unwraps = _uses(secret_entries, UNWRAP_ACTION)
-    failed_unwraps: dict[tuple[str, str, str], AuditEntry] = {}
+    fetches = _fold_retries(_uses(keystore_entries, FETCH_ACTION))
+    unwraps = _fold_retries(_uses(secret_entries, UNWRAP_ACTION))
+    failed_unwraps: dict[JoinKey, AuditEntry] = {}
     for entry in secret_entries:
         if entry.action == UNWRAP_ACTION and entry.outcome != "allowed":
             failed_unwraps.setdefault(_join_key(entry), entry)
     report = ReconcileReport()
 
-    fetch_keys = {_join_key(e) for e in fetches}
-    unwrap_keys = {_join_key(e) for e in unwraps}
-    report.uses_matched = len(fetch_keys & unwrap_keys)
-    for entry in unwraps:
-        if _join_key(entry) not in fetch_keys:
+    report.uses_matched = len(fetches.keys() & unwraps.keys())
+    for key, attempts in unwraps.items():
+        if key not in fetches:
             report.findings.append(_finding(
-                "missing-fetch", "high", entry,
+                "missing-fetch", "high", attempts[0],
                 "the secret server unwrapped a share for a request the keystore did not log",
             ))
-    for entry in fetches:
-        key = _join_key(entry)
-        if key in unwrap_keys:
+    for key, attempts in fetches.items():
+        if key in unwraps:
             continue
+        entry = attempts[0]
         failed = failed_unwraps.get(key)
         if failed is not None:
             report.findings.append(_finding(
@@ -149,8 +165,11 @@ def reconcile(
 
     for uses in (fetches, unwraps):
         report.findings.extend(_reused_request_ids(uses))
+        report.findings.extend(_many_retries(uses, max_attempts))
+    report.findings.extend(_second_grants(secret_entries, fetches))
     report.findings.extend(_unexpected_actors(keystore_entries + secret_entries, expected_roles))
-    report.findings.extend(_bursts(unwraps or fetches, burst_limit, burst_window_s))
+    first_attempts = [attempts[0] for attempts in (unwraps or fetches).values()]
+    report.findings.extend(_bursts(first_attempts, burst_limit, burst_window_s))
     for entry in keystore_entries + secret_entries:
         if entry.outcome == "denied":
             report.findings.append(_finding("denied", "info", entry, entry.reason or "denied"))
@@ -163,8 +182,16 @@ def _uses(entries: list[AuditEntry], action: str) -> list[AuditEntry]:
     return [e for e in entries if e.action == action and e.outcome == "allowed"]
 
 
-def _join_key(entry: AuditEntry) -> tuple[str, str, str]:
+def _join_key(entry: AuditEntry) -> JoinKey:
     return (entry.request_id, entry.actor, entry.context_hash)
+
+
+def _fold_retries(uses: list[AuditEntry]) -> dict[JoinKey, list[AuditEntry]]:
+    """Group the allowed entries of one action by join key, each group in seq order: one use and its retries."""
+    folded: dict[JoinKey, list[AuditEntry]] = {}
+    for entry in sorted(uses, key=lambda e: e.seq):
+        folded.setdefault(_join_key(entry), []).append(entry)
+    return folded
 
 
 def _finding(kind: str, severity: str, entry: AuditEntry, message: str) -> Finding:
@@ -182,16 +209,59 @@ def _finding(kind: str, severity: str, entry: AuditEntry, message: str) -> Findi
     )
 
 
-def _reused_request_ids(uses: list[AuditEntry]) -> list[Finding]:
-    first_seen: dict[str, AuditEntry] = {}
+def _reused_request_ids(uses: dict[JoinKey, list[AuditEntry]]) -> list[Finding]:
+    """Return a finding for each use whose request id an earlier use with another actor or context took."""
+    first_use: dict[str, AuditEntry] = {}
     findings = []
-    for entry in sorted(uses, key=lambda e: e.seq):
-        first = first_seen.setdefault(entry.request_id, entry)
-        if first is not entry:
-            findings.append(_finding(
-                "reused-request-id", "high", entry,
-                f"request id already used by entry {first.seq} ({first.actor})",
-            ))
+    for attempts in sorted(uses.values(), key=lambda a: a[0].seq):
+        entry = attempts[0]
+        first = first_use.setdefault(entry.request_id, entry)
+        if first is entry:
+            continue
+        differences = []
+        if entry.actor != first.actor:
+            differences.append("actor")
+        if entry.context_hash != first.context_hash:
+            differences.append("context hash")
+        findings.append(_finding(
+            "reused-request-id", "high", entry,
+            f"request id already used by entry {first.seq} ({first.actor}) with another {' and '.join(differences)}",
+        ))
+    return findings
+
+
+def _many_retries(uses: dict[JoinKey, list[AuditEntry]], max_attempts: int) -> list[Finding]:
+    findings = []
+    for attempts in uses.values():
+        if len(attempts) <= max_attempts:
+            continue
+        finding = _finding(
+            "many-retries", "low", attempts[0],
+            f"one use was logged {len(attempts)} times (entries {attempts[0].seq}..{attempts[-1].seq}), "
+            f"more than the {max_attempts} attempts expected of a client's retries",
+        )
+        findings.append(replace(finding, count=len(attempts)))
+    return findings
+
+
+def _second_grants(secret_entries: list[AuditEntry], fetches: dict[JoinKey, list[AuditEntry]]) -> list[Finding]:
+    """Return a finding for each unwrap the secret server denied because it brought a second grant.
+
+    A client that retries sends the grant it received, so a second grant under
+    one request id means two FetchKey replies were used, not one retried.
+    """
+    fetch_counts: Counter[str] = Counter()
+    for (request_id, _actor, _context_hash), attempts in fetches.items():
+        fetch_counts[request_id] += len(attempts)
+    findings = []
+    for entry in secret_entries:
+        if entry.action != UNWRAP_ACTION or entry.outcome != "denied" or SECOND_GRANT_REASON not in entry.reason:
+            continue
+        findings.append(_finding(
+            "reused-request-id", "high", entry,
+            f"the secret server rejected a second grant for this request id; the keystore logged "
+            f"{fetch_counts[entry.request_id]} allowed FetchKey entries for it",
+        ))
     return findings
 
 
