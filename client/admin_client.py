@@ -152,10 +152,25 @@ class AdminClient:
         return list(self._call(self._keystore, "RewrapStatus", admin_pb2.RewrapStatusRequest(kind=kind)).jobs)
 
     def retire(self, kind: str, version: int) -> admin_pb2.RetireKekVersionResponse:
-        """Propose, or approve, retiring a version; a second security identity completes it."""
+        """Propose, or approve, retiring a version; a second security identity completes it.
+
+        For KEK-B the approval goes to the secret server first, which stores it
+        and retires the version only with two security identities' approvals.
+        Then the keystore checks that no row uses the version and, on the
+        second identity's call, requests the retirement from the secret server.
+        """
+        if _kind(kind) == "kek-b":
+            self.approve_kek_b_retirement(version)
         return self._call(
             self._keystore, "RetireKekVersion",
-            admin_pb2.RetireKekVersionRequest(request_id=_request_id(), kind=_kind(kind), version=version),
+            admin_pb2.RetireKekVersionRequest(request_id=_request_id(), kind=kind, version=version),
+        )
+
+    def approve_kek_b_retirement(self, version: int) -> admin_pb2.RetireKekVersionResponse:
+        """Store this identity's approval to retire KEK-B `version` on the secret server; retires nothing."""
+        return self._call(
+            self._secret, "RetireKekVersion",
+            admin_pb2.RetireKekVersionRequest(request_id=_request_id(), kind="kek-b", version=version),
         )
 
     # -- revoke and deny ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""SecretAdmin RPC handlers: blind share re-wrap for the keystore, KEK-B versions, deny rules.
+"""SecretAdmin RPC handlers: blind share re-wrap for the keystore, KEK-B versions and retirement, deny rules.
 
 RewrapShares receives, per record, only the context, wrap_b and a random r.
 It unwraps share_b, XORs it with r and wraps the result under the active
@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 
 from secret_server.deny import SecretDenyRules
+from secret_server.retire_approvals import REQUIRED_APPROVALS, RetireApprovals
 from splitkey import record
 from splitkey import validation as validate
 from splitkey.context import Context
-from splitkey.errors import InvalidInputError, PreconditionError, SplitkeyError
+from splitkey.errors import InvalidInputError, KeyVersionError, PreconditionError, SplitkeyError
 from splitkey.rpc.guard import current_identity, note_audit
 from splitkey.v1 import admin_pb2, admin_pb2_grpc
 
@@ -24,10 +25,11 @@ MAX_REWRAP_ITEMS = 256
 
 
 class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
-    def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules):
+    def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules, approvals: RetireApprovals):
         self._deployment = deployment
         self._keyring = keyring
         self._deny = deny
+        self._approvals = approvals
 
     def _versions(self) -> admin_pb2.KekVersionsResponse:
         return admin_pb2.KekVersionsResponse(
@@ -100,17 +102,66 @@ class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
         return self._versions()
 
     def RetireKekVersion(self, request, context):
-        # Only the keystore calls this, after it found no row under the version and two
-        # security identities approved; the secret server cannot see rows itself.
+        """Store a security identity's approval, or retire the version when the keystore confirms it.
+
+        A security caller adds its approval. The keystore calls after its usage
+        check found no row under the version. The version is retired only on
+        the keystore's call, and only with approvals of two distinct security
+        identities stored here, so neither the keystore nor one security
+        identity can destroy a KEK-B version alone.
+        """
+        identity = current_identity()
         validate.request_id(request.request_id)
         note_audit(request_id=request.request_id, key_versions=f"b{request.version}")
         if request.kind != "kek-b":
             raise InvalidInputError("kind must be 'kek-b' on the secret server")
-        if self._deny.mac_version() == request.version:
-            raise PreconditionError(f"key version {request.version} still signs the deny rules; activate another first")
-        self._keyring.retire_version(request.version)
-        _logger.warning("KEK-B version %d retired at the request of %s", request.version, current_identity().uri)
-        return admin_pb2.RetireKekVersionResponse(state="retired")
+        state = self._keyring.states().get(request.version)
+        if state is None:
+            raise KeyVersionError(f"kek-b key version {request.version} does not exist")
+        if state == "retired":
+            note_audit(reason=f"kek-b version {request.version} was already retired")
+            return admin_pb2.RetireKekVersionResponse(state="retired")
+        if request.version == self._keyring.active_version:
+            raise PreconditionError(
+                f"kek-b key version {request.version} is active; run 'splitkey rotate kek-b' first, then retire it"
+            )
+        if identity.role == "security":
+            return self._approve_retirement(request.version, identity.uri)
+        return self._retire_confirmed(request.version, identity.uri)
+
+    def _approve_retirement(self, version: int, identity: str) -> admin_pb2.RetireKekVersionResponse:
+        approvals = self._approvals.approve(version, identity)
+        names = [approval.identity for approval in approvals]
+        note_audit(reason=f"approval to retire kek-b version {version} by {identity}; "
+                          f"{len(names)} of {REQUIRED_APPROVALS} approvals stored")
+        _logger.warning("retirement of KEK-B version %d approved by %s (%d of %d approvals)",
+                        version, identity, len(names), REQUIRED_APPROVALS)
+        state = "approved" if len(names) >= REQUIRED_APPROVALS else "pending-approval"
+        others = [name for name in names if name != identity]
+        return admin_pb2.RetireKekVersionResponse(
+            state=state, proposed_by=others[0] if others else identity, approved_by=identity if others else "",
+        )
+
+    def _retire_confirmed(self, version: int, keystore: str) -> admin_pb2.RetireKekVersionResponse:
+        names = [approval.identity for approval in self._approvals.valid(version)]
+        if len(names) < REQUIRED_APPROVALS:
+            _logger.error("%s asked to retire KEK-B version %d with %d of %d security approvals stored here; rejected",
+                          keystore, version, len(names), REQUIRED_APPROVALS)
+            approved = f" (approved by {', '.join(names)})" if names else ""
+            raise PreconditionError(
+                f"kek-b key version {version} needs the approval of {REQUIRED_APPROVALS} security identities on the "
+                f"secret server within 24 hours and has {len(names)}{approved}; run 'splitkey retire kek-b "
+                f"{version}' as another security identity"
+            )
+        if self._deny.mac_version() == version:
+            raise PreconditionError(f"key version {version} still signs the deny rules; activate another first")
+        self._keyring.retire_version(version)
+        self._approvals.clear(version)
+        note_audit(reason=f"kek-b version {version} retired on confirmation by {keystore}, "
+                          f"approved by {' and '.join(names)}")
+        _logger.warning("KEK-B version %d retired on confirmation by %s, approved by %s",
+                        version, keystore, ", ".join(names))
+        return admin_pb2.RetireKekVersionResponse(state="retired", proposed_by=names[0], approved_by=names[1])
 
     # -- deny rules --------------------------------------------------------------
 

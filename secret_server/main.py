@@ -9,6 +9,7 @@ import grpc
 from secret_server.admin_servicer import SecretAdminServicer
 from secret_server.deny import SecretDenyRules
 from secret_server.policy import ALLOW
+from secret_server.retire_approvals import RetireApprovals
 from secret_server.servicer import SecretServicer
 from secret_server.store import SecretStore
 from splitkey.audit.hook import WITNESS_EXCHANGE, AuditHook
@@ -41,7 +42,8 @@ def serve(config_path: str) -> int:
         verify_key=load_verify_key(config.grant_verify_key),
         deny=deny,
     )
-    admin = SecretAdminServicer(deployment=config.trust_domain, keyring=keyring, deny=deny)
+    approvals = RetireApprovals(store.db, keyring, config.trust_domain)
+    admin = SecretAdminServicer(deployment=config.trust_domain, keyring=keyring, deny=deny, approvals=approvals)
 
     def register(server: grpc.Server) -> list[str]:
         secret_pb2_grpc.add_SecretServerServicer_to_server(servicer, server)

@@ -12,15 +12,17 @@ ALLOW = {
     _SERVICE + "Tombstone": frozenset({"keystore"}),
 }
 
-# RewrapShares and RetireKekVersion are for the keystore alone: RewrapShares returns
-# only wrapped blobs, and the keystore is the one that knows which rows use a version.
+# RewrapShares is for the keystore alone, because it returns only wrapped blobs.
+# RetireKekVersion takes approvals from security identities and the usage
+# confirmation from the keystore (the only server that sees which rows use a
+# version). The handler retires only with the confirmation and two approvals.
 _ADMIN = "/splitkey.v1.SecretAdmin/"
 ALLOW.update({
     _ADMIN + "RewrapShares": frozenset({"keystore"}),
     _ADMIN + "AddKekVersion": frozenset({"security"}),
     _ADMIN + "ActivateKekVersion": frozenset({"security"}),
     _ADMIN + "KekVersions": frozenset({"security", "keystore", "auditor"}),
-    _ADMIN + "RetireKekVersion": frozenset({"keystore"}),
+    _ADMIN + "RetireKekVersion": frozenset({"keystore", "security"}),
     _ADMIN + "SetAccess": frozenset({"security"}),
     _ADMIN + "ListAccess": frozenset({"security", "auditor"}),
 })

@@ -48,7 +48,8 @@ EXPECTED_ROLES: dict[str, set[str] | dict[str, set[str]]] = {
     "/splitkey.v1.SecretAdmin/AddKekVersion": {"security"},
     "/splitkey.v1.SecretAdmin/ActivateKekVersion": {"security"},
     "/splitkey.v1.SecretAdmin/KekVersions": {"security", "keystore", "auditor"},
-    "/splitkey.v1.SecretAdmin/RetireKekVersion": {"keystore"},
+    # Security identities send their approvals; the keystore confirms no row uses the version.
+    "/splitkey.v1.SecretAdmin/RetireKekVersion": {"keystore", "security"},
     "/splitkey.v1.SecretAdmin/SetAccess": {"security"},
     "/splitkey.v1.SecretAdmin/ListAccess": {"security", "auditor"},
     "/splitkey.v1.AuditLog/StreamEntries": {"auditor"},
