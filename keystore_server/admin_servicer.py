@@ -31,7 +31,8 @@ def job_message(job: Job, rows_left: int) -> admin_pb2.RewrapJob:
 
 
 class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
-    def __init__(self, *, deployment: str, db, keyring, link, access: KeystoreAccess, engine: RewrapEngine):
+    def __init__(self, *, deployment: str, db, keyring, link, access: KeystoreAccess, engine: RewrapEngine,
+                 kek_b_versions=None):
         self._deployment = deployment
         self._db = db
         self._keyring = keyring
@@ -39,7 +40,8 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
         self._access = access
         self._engine = engine
         self._macs = RowMac(keyring, deployment)
-        self._retirement = Retirement(db=db, keyring=keyring, link=link, macs=self._macs, access=access)
+        self.retirement = Retirement(db=db, keyring=keyring, link=link, macs=self._macs, access=access,
+                                     kek_b_versions=kek_b_versions)
 
     # -- KEK-A versions ----------------------------------------------------------
 
@@ -97,7 +99,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
         if request.version < 1:
             raise InvalidInputError("version must be a KEK version number, 1 or higher")
         note_audit(request_id=request.request_id, key_versions=f"{kind} v{request.version}")
-        state, proposed_by, approved_by = self._retirement.retire(kind, request.version, identity.uri)
+        state, proposed_by, approved_by = self.retirement.retire(kind, request.version, identity.uri)
         note_audit(reason=_retire_audit_reason(kind, request.version, state, proposed_by, approved_by))
         return admin_pb2.RetireKekVersionResponse(state=state, proposed_by=proposed_by, approved_by=approved_by)
 

@@ -47,17 +47,19 @@ def serve(config_path: str) -> int:
         db=store.db, keyring=keyring, deployment=config.trust_domain, link=link, access=access,
         modes=ModeBook(store, RowMac(keyring, config.trust_domain), keyring),
     )
+    kek_b_versions = KekBVersions(store.db, link)
     servicer = KeystoreServicer(
         deployment=config.trust_domain,
         store=store,
         keyring=keyring,
         signing_key=load_signing_key(config.grant_signing_key),
-        kek_b_versions=KekBVersions(store.db, link),
+        kek_b_versions=kek_b_versions,
         on_tombstone=tombstones.notify,
         access=access,
     )
     admin = KeystoreAdminServicer(
-        deployment=config.trust_domain, db=store.db, keyring=keyring, link=link, access=access, engine=engine
+        deployment=config.trust_domain, db=store.db, keyring=keyring, link=link, access=access, engine=engine,
+        kek_b_versions=kek_b_versions,
     )
 
     def register(server: grpc.Server) -> list[str]:
@@ -77,10 +79,12 @@ def serve(config_path: str) -> int:
     tombstones.start()
     witness.start()
     engine.resume_all()
+    admin.retirement.start_resume()
     print(f"keystore ready on port {running.port}", flush=True)
 
     def on_stop() -> None:
         witness.stop()
+        admin.retirement.stop()
         engine.stop()
         link.close()
         tombstones.stop()
