@@ -7,6 +7,10 @@ writes work again: the call's own fields with outcome "error" (a denial stays
 "denied") and a reason that states that the entry is late and why. The call
 failed either way, so a late entry never stands for a released share.
 
+A write that timed out while it was running may still commit. The log then
+keeps no record for it, because the committed entry already names the call.
+The record is kept only when that write fails after all.
+
 At most MAX_LATE_RECORDS are kept. Records beyond that are dropped and only
 counted, and the count is written as one `failed-closed` entry. Records still
 in memory are lost when the process is killed.

@@ -10,7 +10,9 @@ such as ENOSPC or EIO, or any SQLite error), when it does not finish within
 `timeout_s`, or when the file was deleted or replaced during the write. The
 caller must then fail the request and release nothing. The log keeps the
 record and writes a late entry for it once writes work again (see
-`failed_closed`).
+`failed_closed`). A write that times out while it runs is abandoned and may
+still commit. It gets a late entry only if it fails after all, so a call never
+has both its own entry and a late one.
 
 Deleted or replaced file: before every write the log compares the inode of
 the file at `path` (and of its `-wal` file) with the one it opened. When the
@@ -47,7 +49,7 @@ from splitkey.audit.store import (
     open_reader,
     read_meta,
 )
-from splitkey.audit.writer import WriterThread
+from splitkey.audit.writer import AbandonedJobError, WriterThread
 from splitkey.errors import (
     AuditUnavailableError,
     ConfigError,
@@ -184,11 +186,20 @@ class AuditLog:
         Raises AuditUnavailableError when the entry cannot be written in time.
         The caller then fails the call, and the writer appends a late entry
         for it (outcome "error", see `failed_closed`) once writes work again.
+        When the write timed out while running and commits afterwards, its
+        entry stays and no late entry is written.
         """
         if not isinstance(record, AuditRecord):
             raise InvalidInputError(f"append takes an AuditRecord, not {type(record).__name__}")
+
+        def on_abandoned_end(seq: object, error: BaseException | None) -> None:
+            self._end_abandoned_append(record, seq, error)
+
         try:
-            return self._writer.submit(lambda: self._append_now(record), "append")
+            return self._writer.submit(lambda: self._append_now(record), "append", on_abandoned_end=on_abandoned_end)
+        except AbandonedJobError:
+            # The write still runs; on_abandoned_end keeps the late record if it fails.
+            raise
         except AuditUnavailableError as error:
             self._failed_closed.note(record, error)
             raise
@@ -488,6 +499,17 @@ class AuditLog:
             self._checkpoint_now()
         finally:
             self._discard_file()
+
+    def _end_abandoned_append(self, record: AuditRecord, seq: object, error: BaseException | None) -> None:
+        """Keep the late record of an append whose caller gave up, unless its entry committed after all."""
+        if error is not None:
+            self._failed_closed.note(record, AuditUnavailableError(f"audit append timed out, then failed: {error}"))
+            return
+        logger.warning(
+            "audit log %s: entry %s (%s, outcome %s, request %s) committed after its caller gave up "
+            "at the audit timeout; the call failed closed and released nothing",
+            self._path, seq, record.action, record.outcome, record.request_id or "-",
+        )
 
     def _write_failed_closed(self) -> None:
         """Append the late entries of calls whose own append failed, now that writing may work."""
