@@ -15,8 +15,9 @@ class ReplayGuard:
     """Remembers used request ids and their grants until the grants could no longer be valid.
 
     Memory is bounded by the unwrap rate times the grant lifetime (about 61 s).
-    NOTE: the set lives in memory, so a restart within a minute forgets it; the
-    audit log still records both uses under the same request id.
+    NOTE: the set lives in memory, so a restart within a minute forgets it. The
+    audit log then shows two allowed unwraps under one request id, which
+    reconcile counts as a retry when actor and context match.
     """
 
     def __init__(self, clock=time.time):
