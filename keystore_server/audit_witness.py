@@ -26,8 +26,7 @@ from splitkey.audit.service import head_from_message, head_to_message
 from splitkey.config import KeystoreConfig
 from splitkey.errors import SplitkeyError
 from splitkey.rpc.status import error_from_rpc
-from splitkey.tls import client_credentials
-from splitkey.v1 import audit_pb2, audit_pb2_grpc
+from splitkey.v1 import audit_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +35,18 @@ _ERROR_LOG_INTERVAL_S = 60.0
 
 
 class WitnessExchange:
-    """A background thread that exchanges signed heads with the secret server."""
+    """A background thread that exchanges signed heads with the secret server.
 
-    def __init__(self, config: KeystoreConfig, log: AuditLog, *, rpc_timeout_s: float = 5.0) -> None:
+    `channel` is the keystore's shared ServerChannel to the secret server.
+    """
+
+    def __init__(self, config: KeystoreConfig, log: AuditLog, channel, *, rpc_timeout_s: float = 5.0) -> None:
         assert config.audit is not None
         self._log = log
         self._peer_key = config.audit.peer_public_key
         self._interval_s = config.audit.witness_interval_s
         self._rpc_timeout_s = rpc_timeout_s
-        credentials, _info = client_credentials(config.secret_server_tls)
-        self._channel = grpc.secure_channel(config.secret_server_address, credentials)
-        self._stub = audit_pb2_grpc.AuditLogStub(self._channel)
+        self._channel = channel
         # Highest secret-server seq already covered by a witness on either side.
         self._peer_seq_covered = -1
         self._pushed_seq = -1
@@ -59,11 +59,10 @@ class WitnessExchange:
         self._thread.start()
 
     def stop(self) -> None:
-        """End the thread after its current round and close the channel."""
+        """End the thread after its current round; the channel belongs to the caller."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self._rpc_timeout_s * 2 + 1)
-        self._channel.close()
 
     def exchange_once(self) -> None:
         """Witness the secret server's head if it moved, then push our own if it moved.
@@ -72,7 +71,7 @@ class WitnessExchange:
         means the secret server's head conflicts with one witnessed before.
         """
         try:
-            peer_head = head_from_message(self._stub.LatestHead(audit_pb2.LatestHeadRequest(), timeout=self._rpc_timeout_s))
+            peer_head = head_from_message(self._channel.stub.audit.LatestHead(audit_pb2.LatestHeadRequest(), timeout=self._rpc_timeout_s))
         except grpc.RpcError as rpc_error:
             raise error_from_rpc(rpc_error, "secret server") from None
         if peer_head.seq > self._peer_seq_covered:
@@ -85,7 +84,7 @@ class WitnessExchange:
             return
         request = audit_pb2.WitnessHeadRequest(head=head_to_message(own_head))
         try:
-            reply = self._stub.WitnessHead(request, timeout=self._rpc_timeout_s)
+            reply = self._channel.stub.audit.WitnessHead(request, timeout=self._rpc_timeout_s)
         except grpc.RpcError as rpc_error:
             raise error_from_rpc(rpc_error, "secret server") from None
         self._pushed_seq = own_head.seq
@@ -95,7 +94,7 @@ class WitnessExchange:
         while not self._stop.wait(self._interval_s):
             try:
                 self.exchange_once()
-            except SplitkeyError as error:
+            except Exception as error:  # noqa: BLE001 - any error must not end witnessing for good
                 self._report(error)
             else:
                 if self._failures:
@@ -103,12 +102,14 @@ class WitnessExchange:
                                 self._failures)
                     self._failures = 0
 
-    def _report(self, error: SplitkeyError) -> None:
+    def _report(self, error: Exception) -> None:
         self._failures += 1
         now = time.monotonic()
         if now - self._last_error_log >= _ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
+            # A SplitkeyError is an expected failure; anything else is a bug, so its traceback is logged too.
             logger.error(
                 "audit head exchange with the secret server failed (%d in a row), will retry in %.1f s: %s: %s",
                 self._failures, self._interval_s, type(error).__name__, error,
+                exc_info=not isinstance(error, SplitkeyError),
             )

@@ -14,6 +14,7 @@ from keystore_server.policy import ALLOW
 from keystore_server.rotation.engine import RewrapEngine
 from keystore_server.rotation.retired import KekBVersions
 from keystore_server.rotation.secret_link import SecretLink
+from keystore_server.secret_channel import open_secret_channel
 from keystore_server.rows import RowMac
 from keystore_server.servicer import KeystoreServicer
 from keystore_server.store import KeystoreStore
@@ -40,9 +41,10 @@ def serve(config_path: str) -> int:
     keyring = LiveKeyring(config.kek_a, "kek-a", config.trust_domain)
     store = KeystoreStore(config.database, config.limits.sqlite_busy_timeout_s)
     audit_log = open_server_log(config.audit, config.audit_log)
-    tombstones = TombstoneSender(config, store)
+    secret_channel = open_secret_channel(config)
+    tombstones = TombstoneSender(secret_channel, store)
     access = KeystoreAccess(store.db, keyring, config.trust_domain)
-    link = SecretLink(config)
+    link = SecretLink(secret_channel)
     engine = RewrapEngine(
         db=store.db, keyring=keyring, deployment=config.trust_domain, link=link, access=access,
         modes=ModeBook(store, RowMac(keyring, config.trust_domain), keyring),
@@ -70,7 +72,7 @@ def serve(config_path: str) -> int:
 
     guard = Guard(config.trust_domain, ALLOW)
     guard.set_audit(AuditHook(audit_log))
-    witness = WitnessExchange(config, audit_log)
+    witness = WitnessExchange(config, audit_log, secret_channel)
     running = start_server(listen=config.listen, tls=config.tls, limits=config.limits, guard=guard, register=register)
     _logger.info(
         "keystore serving on port %d (KEK-A version %d active, database %s)",
@@ -86,8 +88,8 @@ def serve(config_path: str) -> int:
         witness.stop()
         admin.retirement.stop()
         engine.stop()
-        link.close()
         tombstones.stop()
+        secret_channel.close()
         store.flush_last_used()
         store.db.close()
         # Last, after every RPC has drained: writes folded denials and signs the final head.

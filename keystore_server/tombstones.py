@@ -14,9 +14,7 @@ import uuid
 import grpc
 
 from keystore_server.store import KeystoreStore
-from splitkey.config import KeystoreConfig
-from splitkey.tls import client_credentials
-from splitkey.v1 import secret_pb2, secret_pb2_grpc
+from splitkey.v1 import secret_pb2
 
 _logger = logging.getLogger(__name__)
 # Seconds between delivery rounds while the outbox is not empty or the secret server is down.
@@ -24,10 +22,10 @@ RETRY_INTERVAL_S = 2.0
 
 
 class TombstoneSender:
-    def __init__(self, config: KeystoreConfig, store: KeystoreStore):
-        credentials, _info = client_credentials(config.secret_server_tls)
-        self._channel = grpc.secure_channel(config.secret_server_address, credentials)
-        self._stub = secret_pb2_grpc.SecretServerStub(self._channel)
+    """Background delivery of the outbox; `channel` is the keystore's shared ServerChannel to the secret server."""
+
+    def __init__(self, channel, store: KeystoreStore):
+        self._channel = channel
         self._store = store
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -44,14 +42,13 @@ class TombstoneSender:
         self._stop.set()
         self._wake.set()
         self._thread.join(5)
-        self._channel.close()
 
     def deliver_pending(self) -> int:
         """Send every queued tombstone once; return how many are still queued."""
         pending = self._store.pending_tombstones()
         for item in pending:
             try:
-                self._stub.Tombstone(
+                self._channel.stub.secret.Tombstone(
                     secret_pb2.TombstoneRequest(
                         request_id=uuid.uuid4().hex,
                         record_id=item["record_id"],

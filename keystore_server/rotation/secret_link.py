@@ -1,4 +1,4 @@
-"""The keystore's admin channel to the secret server, under the keystore identity (spiffe://<td>/keystore/main)."""
+"""The keystore's admin calls to the secret server, under the keystore identity (spiffe://<td>/keystore/main)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,26 @@ import uuid
 
 import grpc
 
-from splitkey.config import KeystoreConfig
 from splitkey.rpc.status import error_from_rpc
-from splitkey.tls import client_credentials
-from splitkey.v1 import admin_pb2, admin_pb2_grpc
+from splitkey.v1 import admin_pb2
 
 _SERVER = "secret server"
 
 
 class SecretLink:
-    """SecretAdmin calls the keystore makes: RewrapShares, KekVersions, RetireKekVersion."""
+    """SecretAdmin calls the keystore makes: RewrapShares, KekVersions, RetireKekVersion.
 
-    def __init__(self, config: KeystoreConfig, timeout_s: float = 10.0):
-        credentials, _info = client_credentials(config.secret_server_tls)
-        self._channel = grpc.secure_channel(config.secret_server_address, credentials)
-        self._stub = admin_pb2_grpc.SecretAdminStub(self._channel)
+    `channel` is the keystore's shared `ServerChannel` to the secret server,
+    whose stub is a `keystore_server.secret_channel.SecretServerStubs`.
+    """
+
+    def __init__(self, channel, timeout_s: float = 10.0):
+        self._channel = channel
         self._timeout_s = timeout_s
 
     def _call(self, method: str, request):
         try:
-            return getattr(self._stub, method)(request, timeout=self._timeout_s)
+            return getattr(self._channel.stub.admin, method)(request, timeout=self._timeout_s)
         except grpc.RpcError as rpc_error:
             raise error_from_rpc(rpc_error, _SERVER) from None
 
@@ -40,6 +40,3 @@ class SecretLink:
             "RetireKekVersion",
             admin_pb2.RetireKekVersionRequest(request_id=uuid.uuid4().hex, kind="kek-b", version=version),
         )
-
-    def close(self) -> None:
-        self._channel.close()
