@@ -12,6 +12,7 @@ import logging
 
 from secret_server.deny import SecretDenyRules
 from secret_server.retire_approvals import REQUIRED_APPROVALS, RetireApprovals
+from secret_server.store import SecretStore
 from splitkey import record
 from splitkey import validation as validate
 from splitkey.context import Context
@@ -25,11 +26,13 @@ MAX_REWRAP_ITEMS = 256
 
 
 class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
-    def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules, approvals: RetireApprovals):
+    def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules, approvals: RetireApprovals,
+                 store: SecretStore):
         self._deployment = deployment
         self._keyring = keyring
         self._deny = deny
         self._approvals = approvals
+        self._store = store
 
     def _versions(self) -> admin_pb2.KekVersionsResponse:
         return admin_pb2.KekVersionsResponse(
@@ -93,8 +96,9 @@ class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
         validate.request_id(request.request_id)
         note_audit(request_id=request.request_id, key_versions=f"b{request.version}")
         self._keyring.activate_version(request.version)
-        # New deny rules are signed under the new version from now on; re-sign the head too.
+        # New deny rules and tombstones are signed under the new version from now on; re-sign their heads too.
         self._deny.resign()
+        self._store.resign()
         _logger.warning("KEK-B version %d activated by %s", request.version, current_identity().uri)
         return self._versions()
 
@@ -155,6 +159,8 @@ class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
             )
         if self._deny.mac_version() == version:
             raise PreconditionError(f"key version {version} still signs the deny rules; activate another first")
+        if self._store.mac_version() == version:
+            raise PreconditionError(f"key version {version} still signs the tombstones; activate another first")
         self._keyring.retire_version(version)
         self._approvals.clear(version)
         note_audit(reason=f"kek-b version {version} retired on confirmation by {keystore}, "

@@ -32,7 +32,7 @@ def serve(config_path: str) -> int:
     configure_logging(config.log_file)
     disable_core_dumps()
     keyring = LiveKeyring(config.kek_b, "kek-b", config.trust_domain)
-    store = SecretStore(config.database, config.limits.sqlite_busy_timeout_s)
+    store = SecretStore(config.database, keyring, config.trust_domain, config.limits.sqlite_busy_timeout_s)
     audit_log = open_server_log(config.audit, config.audit_log)
     deny = SecretDenyRules(store.db, keyring, config.trust_domain)
     servicer = SecretServicer(
@@ -43,7 +43,8 @@ def serve(config_path: str) -> int:
         deny=deny,
     )
     approvals = RetireApprovals(store.db, keyring, config.trust_domain)
-    admin = SecretAdminServicer(deployment=config.trust_domain, keyring=keyring, deny=deny, approvals=approvals)
+    admin = SecretAdminServicer(deployment=config.trust_domain, keyring=keyring, deny=deny, approvals=approvals,
+                                store=store)
 
     def register(server: grpc.Server) -> list[str]:
         secret_pb2_grpc.add_SecretServerServicer_to_server(servicer, server)

@@ -196,6 +196,7 @@ _SECRET_SERVER_SCHEMA = {
     "access_rules": {"subject_kind", "subject", "disabled", "reason", "actor", "updated_at_ms"},
     "access_head": {"id", "generation", "mac_version", "mac"},
     "retire_approvals": {"version", "identity", "approved_at_ms", "mac_version", "mac"},
+    "tombstone_head": {"id", "generation", "mac_version", "mac"},
 }
 
 
