@@ -11,6 +11,7 @@ from keystore_server.rotation.jobs import Job
 from keystore_server.rotation.retire import PENDING, Retirement
 from keystore_server.rows import RowMac
 from splitkey import validation as validate
+from splitkey.access_rpc import AccessRuleHandlers
 from splitkey.errors import InvalidInputError, SplitkeyError
 from splitkey.rpc.guard import current_identity, note_audit
 from splitkey.v1 import admin_pb2, admin_pb2_grpc
@@ -30,7 +31,9 @@ def job_message(job: Job, rows_left: int) -> admin_pb2.RewrapJob:
     )
 
 
-class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
+class KeystoreAdminServicer(AccessRuleHandlers, admin_pb2_grpc.KeystoreAdminServicer):
+    """KeystoreAdmin; SetAccess and ListAccess come from AccessRuleHandlers over the keystore's rules."""
+
     def __init__(self, *, deployment: str, db, keyring, link, access: KeystoreAccess, engine: RewrapEngine,
                  kek_b_versions=None):
         self._deployment = deployment
@@ -38,6 +41,7 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
         self._keyring = keyring
         self._link = link
         self._access = access
+        self._access_rules = access
         self._engine = engine
         self._macs = RowMac(keyring, deployment)
         self.retirement = Retirement(db=db, keyring=keyring, link=link, macs=self._macs, access=access,
@@ -103,20 +107,6 @@ class KeystoreAdminServicer(admin_pb2_grpc.KeystoreAdminServicer):
         note_audit(reason=_retire_audit_reason(kind, request.version, state, proposed_by, approved_by))
         return admin_pb2.RetireKekVersionResponse(state=state, proposed_by=proposed_by, approved_by=approved_by)
 
-    # -- access rules ------------------------------------------------------------
-
-    def SetAccess(self, request, context):
-        identity = current_identity()
-        validate.request_id(request.request_id)
-        note_audit(request_id=request.request_id)
-        rule = self._access.set_rule(
-            request.subject_kind, request.subject, disabled=request.disabled, reason=request.reason, actor=identity.uri
-        )
-        return _rule_message(rule)
-
-    def ListAccess(self, request, context):
-        return admin_pb2.ListAccessResponse(rules=[_rule_message(rule) for rule in self._access.rules()])
-
     # -- verify ------------------------------------------------------------------
 
     def Verify(self, request, context):
@@ -166,10 +156,3 @@ def _retire_audit_reason(kind: str, version: int, state: str, proposed_by: str, 
     if approved_by:
         return f"approval to retire {kind} version {version}, proposed by {proposed_by}; the version is retired"
     return f"{kind} version {version} was already retired"
-
-
-def _rule_message(rule) -> admin_pb2.AccessRule:
-    return admin_pb2.AccessRule(
-        subject_kind=rule.subject_kind, subject=rule.subject, disabled=rule.disabled, reason=rule.reason,
-        actor=rule.actor, updated_at_ms=rule.updated_at_ms,
-    )

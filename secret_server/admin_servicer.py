@@ -15,6 +15,7 @@ from secret_server.retire_approvals import REQUIRED_APPROVALS, RetireApprovals
 from secret_server.store import SecretStore
 from splitkey import record
 from splitkey import validation as validate
+from splitkey.access_rpc import AccessRuleHandlers
 from splitkey.context import Context
 from splitkey.errors import InvalidInputError, KeyVersionError, PreconditionError, SplitkeyError
 from splitkey.rpc.guard import current_identity, note_audit
@@ -25,12 +26,15 @@ _logger = logging.getLogger(__name__)
 MAX_REWRAP_ITEMS = 256
 
 
-class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
+class SecretAdminServicer(AccessRuleHandlers, admin_pb2_grpc.SecretAdminServicer):
+    """SecretAdmin; SetAccess and ListAccess come from AccessRuleHandlers over the deny rules."""
+
     def __init__(self, *, deployment: str, keyring, deny: SecretDenyRules, approvals: RetireApprovals,
                  store: SecretStore):
         self._deployment = deployment
         self._keyring = keyring
         self._deny = deny
+        self._access_rules = deny
         self._approvals = approvals
         self._store = store
 
@@ -168,24 +172,3 @@ class SecretAdminServicer(admin_pb2_grpc.SecretAdminServicer):
         _logger.warning("KEK-B version %d retired on confirmation by %s, approved by %s",
                         version, keystore, ", ".join(names))
         return admin_pb2.RetireKekVersionResponse(state="retired", proposed_by=names[0], approved_by=names[1])
-
-    # -- deny rules --------------------------------------------------------------
-
-    def SetAccess(self, request, context):
-        identity = current_identity()
-        validate.request_id(request.request_id)
-        note_audit(request_id=request.request_id)
-        rule = self._deny.set_rule(
-            request.subject_kind, request.subject, disabled=request.disabled, reason=request.reason, actor=identity.uri
-        )
-        return _rule_message(rule)
-
-    def ListAccess(self, request, context):
-        return admin_pb2.ListAccessResponse(rules=[_rule_message(rule) for rule in self._deny.rules()])
-
-
-def _rule_message(rule) -> admin_pb2.AccessRule:
-    return admin_pb2.AccessRule(
-        subject_kind=rule.subject_kind, subject=rule.subject, disabled=rule.disabled, reason=rule.reason,
-        actor=rule.actor, updated_at_ms=rule.updated_at_ms,
-    )
