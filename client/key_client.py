@@ -54,7 +54,7 @@ class AddedKey:
 
 
 class KeyCheckError(KeyFormatError):
-    """A live check found the key unusable; `result` says why, with the key masked."""
+    """A live check found the key unusable; `result` gives the reason, with the key masked."""
 
     def __init__(self, result: CheckResult) -> None:
         super().__init__(f"{result.provider} key {result.key_hint} failed its live check: {result.message}")
@@ -338,7 +338,7 @@ class KeyClient:
 
         The record must be the one the resolution names: the platform key for
         the provider, the workspace's key for the provider, or the workspace's
-        OpenRouter key. A keystore that answers with another customer's record
+        OpenRouter key. A keystore that returns another customer's record
         is caught here.
         """
         try:
@@ -361,7 +361,7 @@ class KeyClient:
         )
         if not all(checks):
             _logger.error(
-                "keystore answered request %s for workspace %s/%s with record %s of workspace %s/%s; refusing it",
+                "keystore returned, for request %s of workspace %s/%s, record %s of workspace %s/%s; rejecting it",
                 request_id, workspace, provider, context.record_id, context.workspace, context.provider,
             )
             raise IntegrityError()
