@@ -97,8 +97,25 @@ def test_tombstone_delivered_with_renewed_certificate(renewed):
 
 
 def test_witness_exchange_resumes_with_renewed_certificate(renewed):
-    deployment, _keys, offset = renewed
+    """After the restart, the secret server witnesses a new keystore head again.
+
+    Any new connection needs the renewed certificate, because the first one has
+    expired. Waiting for an entry instead of a log line also covers the case
+    where no exchange happened to fail while the secret server restarted.
+    """
+    from splitkey.audit.entry import WITNESS_ACTION
+    from tests.audit_server_support import audit_path, read_entries
+
+    deployment, keys, _offset = renewed
+    since_ms = int(time.time() * 1000)
+    # The keystore pushes its head only when it moved, so make it move.
+    workspace, key = next(iter(keys.items()))
+    with deployment.client("worker") as worker:
+        assert _eventually(lambda: worker.decrypt(workspace, "openai")).reveal() == key
     deadline = time.monotonic() + 30
-    while "audit head exchange with the secret server works again" not in _keystore_log(deployment)[offset:]:
-        assert time.monotonic() < deadline, "the audit head exchange never recovered after the restart"
+    while not [
+        entry for entry in read_entries(audit_path(deployment, "secret"))
+        if entry.action == WITNESS_ACTION and entry.time_ms >= since_ms
+    ]:
+        assert time.monotonic() < deadline, "the secret server witnessed no keystore head after the restart"
         time.sleep(0.2)
