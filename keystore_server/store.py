@@ -233,9 +233,9 @@ class KeystoreStore:
     def records_of(self, workspace: str) -> list[tuple[RecordRow, int]]:
         """Every record of a workspace with its last-used time (ms, 0 when never used)."""
         self.flush_last_used()
-        rows = self.db.connection().execute(
-            f"{_SELECT} WHERE workspace = ? ORDER BY created_at_ms, record_id", (workspace,)
-        ).fetchall()
+        rows = self.db.utils()["records"].rows_where(
+            "workspace = ?", [workspace], order_by="created_at_ms, record_id", select=", ".join((*_COLUMNS, "last_used_at_ms"))
+        )
         return [(_row(found), found["last_used_at_ms"]) for found in rows]
 
     def has_workspace(self, workspace: str) -> bool:

@@ -31,7 +31,7 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             connection = self.connection()
-            connection.execute("PRAGMA journal_mode=WAL")
+            sqlite_utils.Database(connection).enable_wal()
             connection.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as error:
             raise ConfigError(
