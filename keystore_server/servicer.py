@@ -227,7 +227,7 @@ class KeystoreServicer(keystore_pb2_grpc.KeystoreServicer):
         workspace = validate.workspace(request.workspace)
         note_audit(request_id=request.request_id, workspace=workspace)
         if workspace == PLATFORM_WORKSPACE:
-            raise InvalidInputError(f"workspace '{PLATFORM_WORKSPACE}' holds the platform's keys and has no mode")
+            raise InvalidInputError(f"workspace '{PLATFORM_WORKSPACE}' contains the platform's keys and has no mode")
         if request.mode not in MODE_NAMES:
             raise InvalidInputError("mode must be API_MODE_PLATFORM or API_MODE_BYOK")
         mode = MODE_NAMES[request.mode]

@@ -2,7 +2,7 @@
 
 The outbox row is written in the transaction that replaces or removes a
 record, so the tombstone survives a crash or an unreachable secret server and
-is delivered when the secret server answers again. Delivery is idempotent.
+is delivered when the secret server is reachable again. Delivery is idempotent.
 """
 
 from __future__ import annotations

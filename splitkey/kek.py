@@ -175,13 +175,13 @@ class Keyring:
     __str__ = __repr__
 
     def __reduce__(self):
-        raise TypeError("Keyring holds a KEK and cannot be pickled")
+        raise TypeError("Keyring contains a KEK and cannot be pickled")
 
     def __reduce_ex__(self, protocol):
         return self.__reduce__()
 
     def __copy__(self):
-        raise TypeError("Keyring holds a KEK and cannot be copied")
+        raise TypeError("Keyring contains a KEK and cannot be copied")
 
     def __deepcopy__(self, memo):
         return self.__copy__()
@@ -514,7 +514,7 @@ def load_keyring(
     passphrase = _validate_passphrase(passphrase)
     data = _read(target)
     if purpose is not None and data.purpose != purpose:
-        raise ConfigError(f"keyring {target} holds {data.purpose}, expected {purpose}")
+        raise ConfigError(f"keyring {target} is for {data.purpose}, expected {purpose}")
     if deployment is not None and data.deployment != deployment:
         raise ConfigError(f"keyring {target} belongs to deployment {data.deployment}, expected {deployment}")
     if data.params.time_cost < Argon2Params().time_cost or data.params.memory_cost < Argon2Params().memory_cost:

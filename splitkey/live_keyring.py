@@ -110,4 +110,4 @@ class LiveKeyring:
         return f"<LiveKeyring {self._purpose} {self._config.keyring} redacted>"
 
     def __reduce__(self):
-        raise TypeError("LiveKeyring holds a KEK and cannot be pickled")
+        raise TypeError("LiveKeyring contains a KEK and cannot be pickled")

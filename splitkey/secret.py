@@ -38,13 +38,13 @@ class _NoPickle:
     __slots__ = ()
 
     def __reduce__(self):
-        raise TypeError(f"{type(self).__name__} holds a secret and cannot be pickled")
+        raise TypeError(f"{type(self).__name__} contains a secret and cannot be pickled")
 
     def __reduce_ex__(self, protocol):
         return self.__reduce__()
 
     def __copy__(self):
-        raise TypeError(f"{type(self).__name__} holds a secret and cannot be copied")
+        raise TypeError(f"{type(self).__name__} contains a secret and cannot be copied")
 
     def __deepcopy__(self, memo):
         return self.__copy__()

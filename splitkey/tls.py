@@ -41,7 +41,7 @@ def load_certificates(path, what: str) -> list[x509.Certificate]:
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise ConfigError(f"{what} {path} holds no valid PEM certificate") from None
+        raise ConfigError(f"{what} {path} contains no valid PEM certificate") from None
     return certificates
 
 

@@ -1,4 +1,4 @@
-"""A keystore stand-in for retry tests: answers each call from a script, or forwards it to the real keystore.
+"""A keystore stand-in for retry tests: replies to each call from a script, or forwards it to the real keystore.
 
 It serves mTLS with the deployment's real keystore certificate, so the real
 KeyClient connects to it unchanged. Each script entry is a grpc.StatusCode to
@@ -41,7 +41,13 @@ class ScriptedKeystore(keystore_pb2_grpc.KeystoreServicer):
         with self._lock:
             self.calls.append((method, time.monotonic(), request.SerializeToString()))
             steps = self.scripts.get(method, [])
-            step = steps.pop(0) if len(steps) > 1 else (steps[0] if steps else "forward")
+            # The last step repeats; a method without a script is forwarded.
+            if len(steps) > 1:
+                step = steps.pop(0)
+            elif steps:
+                step = steps[0]
+            else:
+                step = "forward"
         if isinstance(step, grpc.StatusCode):
             context.abort(step, f"scripted {step.name}")
         reply = getattr(self._forward[role], method)(request, timeout=5)

@@ -152,7 +152,7 @@ def _serve_once(config: Path, server: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"", "is empty"), (b"not a cert", "holds no valid PEM certificate"), (b"\n  \n", "is empty")],
+    [(b"", "is empty"), (b"not a cert", "contains no valid PEM certificate"), (b"\n  \n", "is empty")],
     ids=["empty", "not-a-cert", "whitespace"],
 )
 @pytest.mark.parametrize("server", ["keystore", "secret"])

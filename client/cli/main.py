@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "configures_logging", False):
         logging.basicConfig(
             # Retries are logged at WARNING by the library; a command shows only
-            # its final error unless --verbose asks for the details.
+            # its final error unless --verbose is given.
             level=logging.DEBUG if args.verbose else logging.ERROR,
             format="%(levelname)s %(name)s: %(message)s",
         )

@@ -99,7 +99,7 @@ class WriterThread:
         if busy_since is not None and time.monotonic() - busy_since > self._timeout_s:
             raise AuditUnavailableError(
                 f"audit {what} failed: the audit writer has been stuck for more than "
-                f"{self._timeout_s} s; check the disk that holds the audit log"
+                f"{self._timeout_s} s; check the disk that stores the audit log"
             )
         item = _Job(job, Future(), on_abandoned_end)
         try:
@@ -112,7 +112,7 @@ class WriterThread:
             return item.future.result(timeout=self._timeout_s)
         except TimeoutError:
             pass
-        message = f"audit {what} timed out after {self._timeout_s} s; check the disk that holds the audit log"
+        message = f"audit {what} timed out after {self._timeout_s} s; check the disk that stores the audit log"
         if item.future.cancel():
             raise AuditUnavailableError(message)
         with self._end_lock:
